@@ -1,0 +1,547 @@
+"""ICL accuracy by demonstration-selection strategy, on a pool with verifiable answers (iclmix).
+
+Each query is answered with k demonstrations chosen by one strategy, leave-one-out (the query's
+own row is never a candidate). All strategies share the prompt format (`icl_retriever.prompt`) and
+one generator, with greedy decoding, one batched `generate` call per strategy.
+
+Strategies: `zero` (no demonstrations), `random`, `bm25`, `semantic`, `pie-untrained`, `pie` (the
+library's selectors) and `oracle` (random demonstrations of the query's own task, the ceiling).
+Only the oracle ever sees a task label; the others get the query's instruction and input alone.
+
+Example:
+    >>> from icl_retriever.generators import make_generator          # doctest: +SKIP
+    >>> results = run_icl_benchmark(                                   # doctest: +SKIP
+    ...     "../shared/data/iclmix/pool.jsonl", read_query_ids("../shared/data/iclmix/dev_ids.txt"),
+    ...     generator=lambda: make_generator("vllm"), strategies=["random", "pie"])
+    >>> results["strategies"]["pie"]["accuracy"]                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.example_selectors import BaseExampleSelector
+from pydantic import BaseModel, ConfigDict, Field
+
+from benchmarks import _report
+from benchmarks.scoring import Metric, bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
+from icl_retriever.errors import IclRetrieverError, PoolFormatError
+from icl_retriever.example import Example
+from icl_retriever.generators import Generator
+from icl_retriever.store import ExampleStore, Hit, collection_name
+
+STRATEGIES: tuple[str, ...] = ("zero", "random", "bm25", "semantic", "pie-untrained", "pie", "oracle")
+#: Strategies that need the pool embedded, and the embedder kind each uses.
+EMBEDDER_OF: dict[str, str] = {"semantic": "semantic", "pie-untrained": "pie-untrained", "pie": "pie"}
+#: Paired tests reported when both strategies ran; the first is the headline comparison.
+PAIRS: tuple[tuple[str, str], ...] = (
+    ("pie", "semantic"),
+    ("pie", "bm25"),
+    ("pie", "pie-untrained"),
+    ("pie", "random"),
+)
+#: Table columns for the collections of iclmix; other pools show their own collection names.
+COLLECTION_LABELS: dict[str, str] = {
+    "T0/P3": "T0/P3",
+    "NIv1(BIG-bench)": "NI v1",
+    "InstructionInduction": "Instr. Induction",
+}
+DEFAULT_MAX_TOKENS = 32
+STOP = ("\n",)
+LogFn = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class IclRow:
+    """A pool row: the example the selectors see, plus what only scoring and reporting read."""
+
+    example: Example
+    answers: tuple[str, ...]
+    metric: Metric | None
+    task: str
+    family: str
+    collection: str
+
+    @property
+    def id(self) -> str:
+        return self.example.key
+
+
+def row_to_example(record: dict[str, Any]) -> Example:
+    """An iclmix row as a library Example: output = first accepted answer.
+
+    T0/P3 rows carry their instruction inside `input` and leave `instruction` empty; Example
+    requires an instruction, so the input moves there. Every strategy sees the same text either
+    way: the embedders and BM25 look at instruction and input joined, PIE at the input when the
+    instruction is empty.
+    """
+    instruction, text_input = record["instruction"], record.get("input", "")
+    if not instruction.strip():
+        instruction, text_input = text_input, ""
+    return Example(
+        instruction=instruction,
+        input=text_input,
+        output=record["answers"][0],
+        id=record["id"],
+        task=record.get("task"),
+        metadata={name: record[name] for name in ("family", "collection", "role") if name in record},
+    )
+
+
+def load_rows(path: str | Path) -> dict[str, IclRow]:
+    """Read an iclmix-style JSONL pool into rows keyed by id (file order kept).
+
+    Raises:
+        PoolFormatError: unreadable file, bad JSON, a missing field or a duplicate id, with the line.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise PoolFormatError(f"Cannot read pool file {path}: {exc.strerror}.") from exc
+    rows: dict[str, IclRow] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            answers = record["answers"]
+            if not isinstance(answers, list) or not answers:
+                raise ValueError("'answers' must be a non-empty list of strings")
+            row = IclRow(
+                example=row_to_example(record),
+                answers=tuple(answers),
+                metric=record.get("metric"),
+                task=record["task"],
+                family=record.get("family", ""),
+                collection=record.get("collection", ""),
+            )
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise PoolFormatError(
+                f"{path}:{number}: not an ICL benchmark row ({detail}). Expected a JSON object with "
+                "id, task, instruction, input and answers (a list of accepted answers)."
+            ) from exc
+        if row.id in rows:
+            raise PoolFormatError(f"{path}:{number}: duplicate id '{row.id}'.")
+        rows[row.id] = row
+    if not rows:
+        raise PoolFormatError(f"{path} contains no rows.")
+    return rows
+
+
+def read_query_ids(path: str | Path) -> list[str]:
+    """Query ids, one per line (blank lines and `#` comments ignored)."""
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise IclRetrieverError(f"Cannot read query id file {path}: {exc.strerror}.") from exc
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def file_digest(path: str | Path) -> str:
+    """Short SHA-256 of a file's bytes: the pool part of the embedding-cache key."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------------------------ selectors
+
+
+class OracleSelector(BaseExampleSelector, BaseModel):
+    """Reference ceiling: random demonstrations of the request's own task.
+
+    The only selector that reads a task label, and the only thing it reads is `task` from the
+    input variables; instruction and input are ignored. Benchmark-only, never in the library.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+    examples: list[Example]
+    """The pool; examples without a task are never chosen."""
+    k: int = Field(default=2, ge=0)
+    seed: int = 0
+    task_key: str = "task"
+
+    def add_example(self, example: dict[str, Any]) -> Any:
+        self.examples.append(Example.model_validate(example))
+        self.__dict__.pop("_by_task", None)
+
+    def select_hits(self, input_variables: dict[str, Any], exclude_ids: Sequence[str] = ()) -> list[Hit]:
+        """`k` examples of the same task, drawn with a seed derived from the task and exclusions."""
+        task = input_variables[self.task_key]
+        by_task: dict[str, list[Example]] | None = self.__dict__.get("_by_task")
+        if by_task is None:
+            by_task = {}
+            for example in self.examples:
+                if example.task is not None:
+                    by_task.setdefault(example.task, []).append(example)
+            self.__dict__["_by_task"] = by_task
+        excluded = set(exclude_ids)
+        candidates = [e for e in by_task.get(task, []) if e.key not in excluded]
+        rng = random.Random(f"{self.seed}\x00{task}\x00{sorted(excluded)}")
+        return [Hit(e, float("nan")) for e in rng.sample(candidates, min(self.k, len(candidates)))]
+
+    def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{**hit.example.to_prompt_dict(), "score": None} for hit in self.select_hits(input_variables)]
+
+
+def embedding_store(
+    kind: str, examples: Sequence[Example], cache: Path, *, pie_weights: str | Path | None = None, log: LogFn = _stderr
+) -> tuple[ExampleStore, float]:
+    """The pool in a Chroma store under `cache`, embedded once per embedder fingerprint.
+
+    Returns the store and the seconds spent (loading the embedder and embedding what is new).
+    """
+    from icl_retriever.embedders import load_embedder
+
+    start = time.perf_counter()
+    embedder = load_embedder(kind, pie_weights if kind == "pie" else None)  # type: ignore[arg-type]
+    digest = hashlib.sha256(embedder.fingerprint.encode()).hexdigest()[:12]
+    store = ExampleStore(embedder, collection_name(f"{kind}-{digest}"), path=cache)
+    report = store.index(examples)
+    seconds = time.perf_counter() - start
+    log(
+        f"[{kind}] pool index: {report.added} embedded, {report.unchanged} cached "
+        f"({seconds:.1f} s, {store.location})"
+    )
+    return store, seconds
+
+
+def make_selector(name: str, store: ExampleStore | None, examples: list[Example], k: int, seed: int) -> Any:
+    """The selector for a strategy; None for zero-shot. `store` is required except for the oracle."""
+    from icl_retriever.selectors import (
+        BM25ExampleSelector,
+        RandomExampleSelector,
+        SemanticExampleSelector,
+        TaskExampleSelector,
+    )
+
+    if name == "zero":
+        return None
+    if name == "oracle":
+        return OracleSelector(examples=examples, k=k, seed=seed)
+    if store is None:
+        raise IclRetrieverError(f"Strategy {name!r} needs a store.")
+    if name == "random":
+        return RandomExampleSelector(store=store, k=k, seed=seed)
+    if name == "bm25":
+        return BM25ExampleSelector(store=store, k=k)
+    if name == "semantic":
+        return SemanticExampleSelector(store=store, k=k)
+    if name in ("pie", "pie-untrained"):
+        return TaskExampleSelector(store=store, k=k)
+    raise IclRetrieverError(f"Unknown strategy {name!r}; expected some of {', '.join(STRATEGIES)}.")
+
+
+def select_for_queries(name: str, selector: Any, queries: Sequence[IclRow]) -> list[list[Example]]:
+    """Demonstrations per query, leave-one-out: the query's id is always excluded."""
+    if selector is None:
+        return [[] for _ in queries]
+    chosen = []
+    for query in queries:
+        # The oracle gets the task and nothing else; every other selector gets no task at all.
+        variables = (
+            {"task": query.task}
+            if name == "oracle"
+            else {"instruction": query.example.instruction, "input": query.example.input}
+        )
+        hits = selector.select_hits(variables, exclude_ids=[query.id])
+        chosen.append([hit.example for hit in hits])
+    return chosen
+
+
+# ------------------------------------------------------------------------------------- metrics
+
+
+def strategy_metrics(
+    queries: Sequence[IclRow],
+    rows: dict[str, IclRow],
+    demos: Sequence[Sequence[Example]],
+    correct: Sequence[bool],
+    *,
+    seed: int,
+) -> dict[str, Any]:
+    """Accuracy with CI, demonstration task match and the per-collection accuracy of one strategy."""
+    same_task = same_family = total = 0
+    for query, chosen in zip(queries, demos, strict=True):
+        for demo in chosen:
+            row = rows[demo.key]
+            total += 1
+            same_task += row.task == query.task
+            same_family += row.task != query.task and row.family == query.family
+    by_collection: dict[str, list[bool]] = {}
+    for query, ok in zip(queries, correct, strict=True):
+        by_collection.setdefault(query.collection, []).append(ok)
+    low, high = bootstrap_ci(correct, seed=seed)
+    return {
+        "accuracy": float(np.mean(correct)) if correct else 0.0,
+        "ci95": [low, high],
+        "n": len(correct),
+        "same_task_rate": same_task / total if total else None,
+        "same_family_other_task_rate": same_family / total if total else None,
+        "by_collection": {name: float(np.mean(values)) for name, values in sorted(by_collection.items())},
+        "by_collection_n": {name: len(values) for name, values in sorted(by_collection.items())},
+    }
+
+
+def add_relative_metrics(strategies: dict[str, dict[str, Any]]) -> None:
+    """Gains over random and semantic, and the share of the oracle's gain over random captured."""
+    random_acc = strategies.get("random", {}).get("accuracy")
+    oracle_acc = strategies.get("oracle", {}).get("accuracy")
+    semantic_acc = strategies.get("semantic", {}).get("accuracy")
+    for metrics in strategies.values():
+        acc = metrics["accuracy"]
+        metrics["gain_over_random"] = None if random_acc is None else acc - random_acc
+        metrics["gain_over_semantic"] = None if semantic_acc is None else acc - semantic_acc
+        metrics["oracle_gain_captured"] = (
+            None
+            if random_acc is None or oracle_acc is None
+            else oracle_gain_captured(acc, random_acc, oracle_acc)
+        )
+
+
+# ------------------------------------------------------------------------------------ harness
+
+
+def _build_prompts(generator: Generator, queries: Sequence[IclRow], demos: Sequence[Sequence[Example]]) -> list[str]:
+    from icl_retriever.prompt import build_prompt
+
+    return [
+        build_prompt(
+            [demo.to_prompt_dict() for demo in chosen],
+            query.example.instruction,
+            query.example.input,
+            tokenizer=generator.tokenizer,
+        )
+        for query, chosen in zip(queries, demos, strict=True)
+    ]
+
+
+def run_icl_benchmark(
+    pool: str | Path,
+    query_ids: Sequence[str],
+    *,
+    generator: Generator | Callable[[], Generator],
+    strategies: Sequence[str] = STRATEGIES,
+    k: int = 2,
+    seed: int = 0,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    pie_weights: str | Path | None = None,
+    cache: str | Path | None = None,
+    log: LogFn = _stderr,
+) -> dict[str, Any]:
+    """Run every strategy on the queries and return the results dict (without provenance).
+
+    `generator` may be a factory: it is then called once, after all demonstrations are selected,
+    so that a slow engine start comes after the cheap failures. `cache` holds the embedded pool
+    (default: `cache_dir()/bench/<pool digest>`); per-query records are under `"predictions"`.
+
+    Raises:
+        IclRetrieverError: unknown strategies, or query ids missing from the pool.
+    """
+    from icl_retriever.models import cache_dir
+
+    unknown = [name for name in strategies if name not in STRATEGIES]
+    if unknown or not strategies:
+        raise IclRetrieverError(
+            f"Unknown strategies {unknown or '(none given)'}: choose from {', '.join(STRATEGIES)}."
+        )
+    total_start = time.perf_counter()
+    rows = load_rows(pool)
+    missing = [qid for qid in query_ids if qid not in rows]
+    if missing:
+        raise IclRetrieverError(
+            f"{len(missing)} query id(s) are not in {pool}, e.g. {missing[:5]}. "
+            "Check that the query file belongs to this pool."
+        )
+    if not query_ids:
+        raise IclRetrieverError("No query ids given: the query file is empty.")
+    queries = [rows[qid] for qid in query_ids]
+    examples = [row.example for row in rows.values()]
+    cache_path = Path(cache) if cache is not None else cache_dir() / "bench" / file_digest(pool)
+
+    # Random and BM25 read the pool from a store; any store of the pool serves, so they share the
+    # semantic one (it is built once and cached like the others).
+    stores: dict[str, ExampleStore] = {}
+    timings: dict[str, dict[str, float]] = {name: {} for name in strategies}
+    demos: dict[str, list[list[Example]]] = {}
+    for name in strategies:
+        store = None
+        if name in EMBEDDER_OF or name in ("random", "bm25"):
+            kind = EMBEDDER_OF.get(name, "semantic")
+            if kind not in stores:
+                stores[kind], timings[name]["index_s"] = embedding_store(
+                    kind, examples, cache_path, pie_weights=pie_weights, log=log
+                )
+            store = stores[kind]
+        selector = make_selector(name, store, examples, k, seed)
+        start = time.perf_counter()
+        demos[name] = select_for_queries(name, selector, queries)
+        timings[name]["select_s"] = time.perf_counter() - start
+        log(f"[{name}] selected demonstrations for {len(queries)} queries in {timings[name]['select_s']:.1f} s")
+
+    start = time.perf_counter()
+    gen = generator() if callable(generator) and not hasattr(generator, "generate") else generator
+    generator_load_s = time.perf_counter() - start
+    log(f"generator ready: {gen.backend} {gen.model} ({generator_load_s:.1f} s)")
+
+    results: dict[str, dict[str, Any]] = {}
+    predictions: list[dict[str, Any]] = []
+    for name in strategies:
+        prompts = _build_prompts(gen, queries, demos[name])
+        start = time.perf_counter()
+        outputs = gen.generate(prompts, max_tokens=max_tokens, stop=list(STOP), temperature=0.0)
+        timings[name]["generate_s"] = time.perf_counter() - start
+        correct = [score_answer(out, q.answers, q.metric) for out, q in zip(outputs, queries, strict=True)]
+        results[name] = strategy_metrics(queries, rows, demos[name], correct, seed=seed)
+        results[name]["timings"] = {key: round(value, 3) for key, value in timings[name].items()}
+        log(
+            f"[{name}] accuracy {results[name]['accuracy']:.3f} "
+            f"(generation {timings[name]['generate_s']:.1f} s for {len(prompts)} prompts)"
+        )
+        for query, chosen, output, ok in zip(queries, demos[name], outputs, correct, strict=True):
+            predictions.append(
+                {
+                    "strategy": name,
+                    "id": query.id,
+                    "prediction": output,
+                    "correct": ok,
+                    "demo_ids": [demo.key for demo in chosen],
+                }
+            )
+    add_relative_metrics(results)
+
+    correct_by = {name: [p["correct"] for p in predictions if p["strategy"] == name] for name in strategies}
+    paired = {
+        f"{a}_vs_{b}": paired_comparison(correct_by[a], correct_by[b], seed=seed)
+        for a, b in PAIRS
+        if a in correct_by and b in correct_by
+    }
+    return {
+        "benchmark": "icl",
+        "pool": str(pool),
+        "pool_digest": file_digest(pool),
+        "n_queries": len(queries),
+        "k": k,
+        "model": gen.model,
+        "backend": gen.backend,
+        "max_tokens": max_tokens,
+        "stop": list(STOP),
+        "decoding": "greedy",
+        "strategies": results,
+        "paired": paired,
+        "timings": {
+            "generator_load_s": round(generator_load_s, 3),
+            "total_s": round(time.perf_counter() - total_start, 3),
+        },
+        "cache": str(cache_path),
+        "predictions": predictions,
+    }
+
+
+# ------------------------------------------------------------------------------------ reports
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+    """results.md: one row per strategy, then the paired tests and provenance."""
+    collections = sorted(
+        {name for metrics in results["strategies"].values() for name in metrics["by_collection"]},
+        key=lambda name: (list(COLLECTION_LABELS).index(name) if name in COLLECTION_LABELS else 99, name),
+    )
+    headers = ["strategy", "accuracy [95% CI]", "same-task", *(COLLECTION_LABELS.get(c, c) for c in collections)]
+    headers.append("gain captured")
+    table_rows = []
+    for name, metrics in results["strategies"].items():
+        table_rows.append(
+            [
+                name,
+                _report.format_ci(metrics["accuracy"], metrics["ci95"]),
+                _report.format_value(metrics["same_task_rate"]),
+                *(_report.format_value(metrics["by_collection"].get(c)) for c in collections),
+                _report.format_value(metrics["oracle_gain_captured"]),
+            ]
+        )
+    paired_rows = [
+        [
+            key.replace("_vs_", " vs "),
+            f"{value['delta']:+.3f}",
+            f"[{value['ci95'][0]:+.3f}, {value['ci95'][1]:+.3f}]",
+            f"{value['a_only_correct']} / {value['b_only_correct']}",
+            f"{value['p_value']:.3g}",
+        ]
+        for key, value in results["paired"].items()
+    ]
+    timing_rows = [
+        [name, *(f"{metrics['timings'].get(key, 0.0):.1f}" for key in ("index_s", "select_s", "generate_s"))]
+        for name, metrics in results["strategies"].items()
+    ]
+    parts = [
+        "# ICL accuracy by demonstration-selection strategy",
+        "",
+        f"{results['n_queries']} queries (leave-one-out), k = {results['k']}, {results['backend']} "
+        f"`{Path(results['model']).name}`, greedy, max_tokens = {results['max_tokens']}, stop at newline. "
+        "Accuracy: normalised exact match (or the row's `contains` / `exact_set` metric). "
+        "same-task: share of demonstrations from the query's task. gain captured: "
+        "(acc - acc_random) / (acc_oracle - acc_random).",
+        "",
+        _report.markdown_table(headers, table_rows),
+        "",
+        "## Paired comparisons (same queries)",
+        "",
+        "delta = accuracy difference; CI = paired bootstrap; only-correct = queries only the first / "
+        "only the second answers correctly; p = exact McNemar.",
+        "",
+        _report.markdown_table(["comparison", "delta", "95% CI", "only-correct", "p"], paired_rows)
+        if paired_rows
+        else "(no pair of compared strategies in this run)",
+        "",
+        "## Time (s)",
+        "",
+        _report.markdown_table(["strategy", "index", "select", "generate"], timing_rows),
+        "",
+        f"Generator load: {results['timings']['generator_load_s']:.1f} s; "
+        f"total: {results['timings']['total_s']:.1f} s.",
+        "",
+        "## Provenance",
+        "",
+        _report.provenance_markdown(results),
+    ]
+    return "\n".join(parts)
+
+
+def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Path]:
+    """Write results.json (without per-query records), predictions.jsonl, results.md, accuracy.png."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = {key: value for key, value in results.items() if key != "predictions"}
+    paths = {"json": _report.write_json(out / "results.json", summary)}
+    lines = [json.dumps(record, ensure_ascii=False) for record in results.get("predictions", [])]
+    paths["predictions"] = out / "predictions.jsonl"
+    paths["predictions"].write_text("\n".join(lines) + "\n", "utf-8")
+    paths["markdown"] = _report.write_markdown(out / "results.md", results_markdown(results))
+    names = list(results["strategies"])
+    paths["plot"] = _report.bar_chart(
+        out / "accuracy.png",
+        names,
+        [results["strategies"][name]["accuracy"] for name in names],
+        ci=[results["strategies"][name]["ci95"] for name in names],
+        ylabel="accuracy",
+        title=f"ICL accuracy, k={results['k']}, n={results['n_queries']} ({Path(results['model']).name})",
+    )
+    return paths

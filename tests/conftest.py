@@ -1,0 +1,78 @@
+"""Shared fixtures: real MiniLM embedders (loaded once), a toy embedder for selector logic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from icl_retriever.embedders import PIEEmbedder, SemanticEmbedder
+from icl_retriever.example import Example
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILTIN_POOL = ROOT / "examples" / "pool.jsonl"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+class ToyEmbedder:
+    """Deterministic bag-of-words embedder: texts sharing words are close. For selector logic only."""
+
+    dimension = 64
+    fingerprint = "toy:bow64"
+    spec: dict[str, Any] = {"kind": "toy", "model": None}
+
+    def text_for(self, instruction: str, input: str) -> str:
+        return f"{instruction} {input}"
+
+    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimension] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-9)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+
+@pytest.fixture(scope="session")
+def pie_untrained() -> PIEEmbedder:
+    return PIEEmbedder()
+
+
+@pytest.fixture(scope="session")
+def semantic() -> SemanticEmbedder:
+    return SemanticEmbedder()
+
+
+@pytest.fixture()
+def toy() -> ToyEmbedder:
+    return ToyEmbedder()
+
+
+@pytest.fixture(scope="session")
+def builtin_examples() -> list[Example]:
+    return [Example.model_validate(json.loads(line)) for line in BUILTIN_POOL.read_text().splitlines() if line]
+
+
+def make_examples() -> list[Example]:
+    """A small pool with two tasks on one topic, and metadata for filters."""
+    rows = [
+        ("Classify the sentiment of this review.", "The pasta was wonderful.", "positive", "sent", "food"),
+        ("Classify the sentiment of this review.", "The film was boring.", "negative", "sent", "movies"),
+        ("Is this review positive or negative?", "Great soundtrack and acting.", "positive", "sent", "movies"),
+        ("Translate this sentence into French.", "The pasta was wonderful.", "Les pâtes étaient délicieuses.", "trans", "food"),
+        ("Translate this sentence into French.", "I like the film.", "J'aime le film.", "trans", "movies"),
+        ("Translate the text to French.", "Good morning.", "Bonjour.", "trans", "general"),
+    ]
+    return [
+        Example(instruction=i, input=x, output=o, id=f"ex{n}", task=t, metadata={"topic": topic, "n": n})
+        for n, (i, x, o, t, topic) in enumerate(rows)
+    ]

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from icl_retriever.cli import app
+from icl_retriever.pool import load_pool
+from tests.conftest import BUILTIN_POOL
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    store = tmp_path_factory.mktemp("stores")
+    result = invoke("index", BUILTIN_POOL, "--store", store, "--embedder", "pie-untrained", "--json")
+    assert result.exit_code == 0, result.stderr
+    return store, json.loads(result.stdout)
+
+
+def test_index_json_summary_and_idempotence(indexed):
+    store, summary = indexed
+    assert summary == {
+        "store": str(store / "pool"), "name": "pool", "added": 96, "updated": 0, "unchanged": 0, "invalid": 0, "count": 96,
+    }
+    again = json.loads(invoke("index", BUILTIN_POOL, "--store", store, "--json").stdout)
+    assert (again["added"], again["unchanged"], again["count"]) == (0, 96, 96)
+
+
+def test_select_json_and_where(indexed):
+    store, _ = indexed
+    result = invoke("select", "Is the writer of this comment pleased or unhappy? Reply with one label.",
+                    "--input", "The soup was cold and the bread was stale.", "--store", store, "-k", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    demos = json.loads(result.stdout)["demonstrations"]
+    assert [set(d) for d in demos] == [{"id", "instruction", "input", "output", "task", "score"}] * 2
+    assert demos[0]["score"] <= demos[1]["score"]
+    assert {d["task"] for d in demos} == {"classify|sentiment"}
+    filtered = invoke("select", "Translate to French", "--input", "Hello", "--store", store,
+                      "--where", '{"topic": "sports"}', "--json")
+    assert filtered.exit_code == 0, filtered.stderr
+    sports = {e.key for e in load_pool(BUILTIN_POOL).examples if e.metadata.get("topic") == "sports"}
+    chosen = {d["id"] for d in json.loads(filtered.stdout)["demonstrations"]}
+    assert len(chosen) == 2 and chosen <= sports
+
+
+def test_info(indexed):
+    store, _ = indexed
+    data = json.loads(invoke("info", "--store", store, "--json").stdout)
+    assert data["count"] == 96 and data["dimension"] == 384
+    assert data["embedder"] == {"kind": "pie-untrained", "model": None}
+    assert data["fingerprint"].startswith("PIEEmbedder:")
+
+
+def test_bad_pool_exits_1_and_writes_nothing(tmp_path, indexed):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "x", "output": "y"}\n{"instruction": "x"}\n')
+    result = invoke("index", bad, "--store", tmp_path, "--embedder", "pie-untrained")
+    assert result.exit_code == 1
+    assert "bad.jsonl:2: field 'output': required field is missing" in result.stderr
+    assert not (tmp_path / "bad").exists()
+    skipped = invoke("index", bad, "--store", tmp_path, "--embedder", "pie-untrained", "--skip-invalid", "--json")
+    assert skipped.exit_code == 0
+    assert json.loads(skipped.stdout)["invalid"] == 1 and "skipped" in skipped.stderr
+
+
+def test_user_errors_exit_1_flag_errors_exit_2(tmp_path, indexed):
+    store, _ = indexed
+    missing = invoke("select", "x", "--store", tmp_path, "--name", "nope")
+    assert missing.exit_code == 1 and "No index named 'nope'" in missing.stderr
+    bad_where = invoke("select", "x", "--store", store, "--where", "[1]")
+    assert bad_where.exit_code == 1 and "--where must be a JSON object" in bad_where.stderr
+    mismatch = invoke("index", BUILTIN_POOL, "--store", store, "--embedder", "semantic")
+    assert mismatch.exit_code == 1 and "--rebuild" in mismatch.stderr
+    assert invoke("select", "x", "--nope").exit_code == 2
+    assert invoke("index", BUILTIN_POOL, "--embedder", "other").exit_code == 2

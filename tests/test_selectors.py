@@ -1,0 +1,133 @@
+import asyncio
+import json
+
+import pytest
+from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
+
+from icl_retriever.errors import IclRetrieverError
+from icl_retriever.selectors import (
+    BM25ExampleSelector,
+    RandomExampleSelector,
+    SemanticExampleSelector,
+    SimilarityExampleSelector,
+    TaskExampleSelector,
+)
+from icl_retriever.store import ExampleStore
+from tests.conftest import BUILTIN_POOL, ROOT, make_examples
+
+REQUEST = {"instruction": "Translate this sentence into French.", "input": "I like the pasta."}
+
+
+@pytest.fixture()
+def toy_store(tmp_path, toy):
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    return store
+
+
+def test_k_order_and_output_keys(toy_store):
+    demos = SimilarityExampleSelector(store=toy_store, k=3).select_examples(REQUEST)
+    assert len(demos) == 3
+    assert set(demos[0]) == {"id", "instruction", "input", "output", "task", "score"}
+    scores = [d["score"] for d in demos]
+    assert scores == sorted(scores), "most similar must come last"
+    assert demos[-1]["task"] == "trans"
+
+
+def test_where_and_exclusion(toy_store):
+    selector = SimilarityExampleSelector(store=toy_store, k=2, where={"topic": "movies"}, exclude_ids={"ex4"})
+    demos = selector.select_examples(REQUEST)
+    assert {d["id"] for d in demos} == {"ex1", "ex2"}
+    hits = SimilarityExampleSelector(store=toy_store, k=1).select_hits(REQUEST, exclude_ids=["ex3", "ex4"])
+    assert hits[0].example.key == "ex0"  # next nearest once both translations of the same words are excluded
+
+
+def test_mmr_returns_distinct_demonstrations(tmp_path, toy):
+    store = ExampleStore(toy, "dups", tmp_path)
+    base = make_examples()
+    near_copies = [e.model_copy(update={"id": f"{e.id}-copy", "output": e.output + "!"}) for e in base]
+    store.index(base + near_copies)
+    plain = SimilarityExampleSelector(store=store, k=2).select_examples(REQUEST)
+    diverse = SimilarityExampleSelector(store=store, k=2, mmr=True, lambda_mult=0.3).select_examples(REQUEST)
+    texts = lambda demos: {(d["instruction"], d["input"]) for d in demos}  # noqa: E731
+    assert len(texts(plain)) == 1  # both nearest are copies of one example
+    assert len(texts(diverse)) == 2
+
+
+def test_token_budget_skips_long_demonstrations(toy_store):
+    selector = SimilarityExampleSelector(store=toy_store, k=2, token_budget=14)
+    demos = selector.select_examples(REQUEST)
+    lengths = [len(f"{d['instruction']} {d['input']} {d['output']}".split()) for d in demos]
+    assert sum(lengths) <= 14 and len(demos) >= 1
+
+
+def test_async_and_add_example(toy_store):
+    selector = SimilarityExampleSelector(store=toy_store, k=1)
+    asyncio.run(selector.aadd_example({"instruction": "Count the words.", "input": "a b", "output": "2", "id": "cw"}))
+    demos = asyncio.run(selector.aselect_examples({"instruction": "Count the words.", "input": "x y z"}))
+    assert demos[0]["id"] == "cw"
+    assert selector.select_examples({"instruction": "Count the words.", "input": "x y z"}) == demos
+
+
+def test_empty_request_is_an_error(toy_store):
+    with pytest.raises(IclRetrieverError, match="The request has no text"):
+        SimilarityExampleSelector(store=toy_store).select_examples({"question": "hi"})
+
+
+def test_random_is_seeded_and_bm25_is_lexical(toy_store):
+    first = RandomExampleSelector(store=toy_store, k=2, seed=1).select_examples(REQUEST)
+    assert first == RandomExampleSelector(store=toy_store, k=2, seed=1).select_examples(REQUEST)
+    assert all(d["score"] is None for d in first)
+    draws = {tuple(d["id"] for d in RandomExampleSelector(store=toy_store, k=2, seed=s).select_examples(REQUEST)) for s in range(10)}
+    assert len(draws) > 1
+    bm25 = BM25ExampleSelector(store=toy_store, k=2).select_examples(REQUEST)
+    assert bm25[-1]["id"] in {"ex3", "ex4"} and bm25[-1]["score"] >= bm25[0]["score"]
+
+
+def test_selector_kind_must_match_the_embedder(toy_store):
+    with pytest.raises(IclRetrieverError, match="TaskExampleSelector needs a store built with a PIE embedder"):
+        TaskExampleSelector(store=toy_store)
+    with pytest.raises(IclRetrieverError, match="semantic embedder"):
+        SemanticExampleSelector(store=toy_store)
+
+
+def test_inside_few_shot_prompt_template(toy_store):
+    prompt = FewShotPromptTemplate(
+        example_selector=SimilarityExampleSelector(store=toy_store, k=2),
+        example_prompt=PromptTemplate.from_template("Instruction: {instruction}\nInput: {input}\nOutput: {output}"),
+        suffix="Instruction: {instruction}\nInput: {input}\nOutput:",
+        input_variables=["instruction", "input"],
+    )
+    text = prompt.format(**REQUEST)
+    assert text.count("Instruction:") == 3
+    assert text.endswith("Instruction: Translate this sentence into French.\nInput: I like the pasta.\nOutput:")
+    assert "Output: J'aime le film." in text
+
+
+def _requests():
+    return [json.loads(line) for line in (ROOT / "tests" / "data" / "retrieval_requests.jsonl").read_text().splitlines() if line]
+
+
+def _top2_task_accuracy(selector):
+    hits = 0
+    for request in _requests():
+        demos = selector.select_examples(request)
+        hits += all(d["task"] == request["task"] for d in demos)
+    return hits / len(_requests())
+
+
+def test_task_retrieval_on_the_builtin_pool(tmp_path, pie_untrained, semantic, builtin_examples):
+    """Requests phrased unlike any pool instruction, on topics of other tasks.
+
+    Untrained PIE gets every request's top-2 from the request's task; the topic baseline is
+    pulled to other tasks on the same topic.
+    """
+    task_store = ExampleStore(pie_untrained, "pie", tmp_path)
+    task_store.index(builtin_examples)
+    semantic_store = ExampleStore(semantic, "sem", tmp_path)
+    semantic_store.index(builtin_examples)
+    assert len({e.task for e in builtin_examples}) >= 12 and len(builtin_examples) >= 60
+    task_accuracy = _top2_task_accuracy(TaskExampleSelector(store=task_store, k=2))
+    semantic_accuracy = _top2_task_accuracy(SemanticExampleSelector(store=semantic_store, k=2))
+    assert task_accuracy == 1.0
+    assert semantic_accuracy < 0.75

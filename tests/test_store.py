@@ -1,0 +1,90 @@
+import pytest
+
+from icl_retriever.errors import EmbedderMismatchError, StoreNotFoundError
+from icl_retriever.example import Example
+from icl_retriever.store import ExampleStore, collection_name
+from tests.conftest import make_examples
+
+
+def test_round_trip_is_exact(tmp_path, pie_untrained):
+    examples = make_examples()
+    store = ExampleStore(pie_untrained, "demo", tmp_path)
+    assert store.index(examples).added == len(examples)
+    reopened = ExampleStore.open("demo", tmp_path)
+    assert reopened.examples() == sorted(examples, key=lambda e: e.key)
+    assert reopened.fingerprint == pie_untrained.fingerprint
+    assert reopened.embedder.spec == {"kind": "pie-untrained", "model": None}
+
+
+def test_reindex_is_idempotent_and_updates_changed_records(tmp_path, pie_untrained):
+    examples = make_examples()
+    store = ExampleStore(pie_untrained, "demo", tmp_path)
+    store.index(examples)
+    again = store.index(examples)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, len(examples))
+    changed = examples[0].model_copy(update={"output": "very positive"})
+    new = Example(instruction="Count the words.", input="a b c", output="3", id="new")
+    report = store.index([changed, *examples[1:], new])
+    assert (report.added, report.updated, report.unchanged) == (1, 1, len(examples) - 1)
+    assert store.count == len(examples) + 1
+    stored = {e.key: e for e in store.examples()}
+    assert stored["ex0"].output == "very positive"
+
+
+def test_other_embedder_is_refused_and_rebuild_switches(tmp_path, pie_untrained, semantic):
+    examples = make_examples()
+    ExampleStore(pie_untrained, "demo", tmp_path).index(examples)
+    with pytest.raises(EmbedderMismatchError, match=r"Index 'demo' .* was built with embedder PIEEmbedder.*--rebuild"):
+        ExampleStore(semantic, "demo", tmp_path)
+    store, report = ExampleStore.rebuild(semantic, "demo", examples[:3], tmp_path)
+    assert report.added == 3 and store.count == 3
+    assert ExampleStore.open("demo", tmp_path).fingerprint == semantic.fingerprint
+
+
+def test_failed_embedding_leaves_index_intact(tmp_path, toy):
+    examples = make_examples()
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(examples[:3])
+
+    class Broken(type(toy)):
+        def embed_documents(self, texts):
+            raise RuntimeError("out of memory")
+
+    broken = ExampleStore(Broken(), "demo", tmp_path)
+    with pytest.raises(RuntimeError):
+        broken.index(examples)
+    with pytest.raises(RuntimeError):
+        ExampleStore.rebuild(Broken(), "demo", examples, tmp_path)
+    assert [e.key for e in store.examples()] == ["ex0", "ex1", "ex2"]
+
+
+def test_writes_respect_the_client_batch_size(tmp_path, toy, monkeypatch):
+    store = ExampleStore(toy, "demo", tmp_path)
+    calls = []
+    original = store._collection.upsert
+    monkeypatch.setattr(store._client, "get_max_batch_size", lambda: 4)
+    monkeypatch.setattr(store._collection, "upsert", lambda **kw: (calls.append(len(kw["ids"])), original(**kw)))
+    many = [Example(instruction=f"Task {i}.", output=str(i)) for i in range(10)]
+    assert store.index(many).added == 10
+    assert calls == [4, 4, 2]
+
+
+def test_query_scores_where_and_exclusion(tmp_path, toy):
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    query = toy.embed_query("Translate this sentence into French. I like the film.")
+    hits = store.query(query, 2)
+    assert hits[0].example.key == "ex4" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert hits[0].score >= hits[1].score
+    assert [h.example.key for h in store.query(query, 2, exclude_ids=["ex4"])][0] != "ex4"
+    assert {h.example.metadata["topic"] for h in store.query(query, 5, where={"topic": "food"})} == {"food"}
+
+
+def test_open_missing_index(tmp_path):
+    with pytest.raises(StoreNotFoundError, match="No index named 'nope'.*icl-retriever index POOL --name nope"):
+        ExampleStore.open("nope", tmp_path)
+
+
+@pytest.mark.parametrize("name, expected", [("my pool!", "my-pool"), ("a", "a-pool"), ("__x__y", "x__y")])
+def test_collection_names_are_valid(name, expected):
+    assert collection_name(name) == expected

@@ -214,7 +214,15 @@ def embedding_store(
     embedder = load_embedder(kind, pie_weights if kind == "pie" else None)  # type: ignore[arg-type]
     digest = hashlib.sha256(embedder.fingerprint.encode()).hexdigest()[:12]
     store = ExampleStore(embedder, collection_name(f"{kind}-{digest}"), path=cache)
-    report = store.index(examples)
+    done = [0]
+
+    def progress(count: int) -> None:
+        # Embedding the full pool takes minutes on a CPU: say where it is every ~2,000 examples.
+        done[0] += count
+        if done[0] % 2048 < count:
+            log(f"[{kind}] embedded {done[0]} examples ({time.perf_counter() - start:.0f} s)")
+
+    report = store.index(examples, progress=progress)
     seconds = time.perf_counter() - start
     log(
         f"[{kind}] pool index: {report.added} embedded, {report.unchanged} cached "
@@ -378,18 +386,17 @@ def run_icl_benchmark(
 
     # Random and BM25 read the pool from a store; any store of the pool serves, so they share the
     # semantic one (it is built once and cached like the others).
+    store_of = {name: EMBEDDER_OF.get(name, "semantic") for name in strategies if name not in ("zero", "oracle")}
     stores: dict[str, ExampleStore] = {}
-    timings: dict[str, dict[str, float]] = {name: {} for name in strategies}
+    index_s: dict[str, float] = {}
+    for kind in dict.fromkeys(store_of.values()):
+        stores[kind], index_s[kind] = embedding_store(kind, examples, cache_path, pie_weights=pie_weights, log=log)
+    timings: dict[str, dict[str, float]] = {
+        name: {"index_s": index_s[EMBEDDER_OF[name]]} if name in EMBEDDER_OF else {} for name in strategies
+    }
     demos: dict[str, list[list[Example]]] = {}
     for name in strategies:
-        store = None
-        if name in EMBEDDER_OF or name in ("random", "bm25"):
-            kind = EMBEDDER_OF.get(name, "semantic")
-            if kind not in stores:
-                stores[kind], timings[name]["index_s"] = embedding_store(
-                    kind, examples, cache_path, pie_weights=pie_weights, log=log
-                )
-            store = stores[kind]
+        store = stores[store_of[name]] if name in store_of else None
         selector = make_selector(name, store, examples, k, seed)
         start = time.perf_counter()
         demos[name] = select_for_queries(name, selector, queries)

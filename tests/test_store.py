@@ -88,3 +88,46 @@ def test_open_missing_index(tmp_path):
 @pytest.mark.parametrize("name, expected", [("my pool!", "my-pool"), ("a", "a-pool"), ("__x__y", "x__y")])
 def test_collection_names_are_valid(name, expected):
     assert collection_name(name) == expected
+
+
+@pytest.fixture()
+def chroma_server(tmp_path):
+    """A real Chroma server on loopback, stopped after the test."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    chroma = shutil.which("chroma")
+    assert chroma, "the chroma CLI comes with chromadb"
+    process = subprocess.Popen(
+        [chroma, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=1)
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("chroma server did not start") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_http_client_against_a_chroma_server(chroma_server, toy):
+    store = ExampleStore(toy, "remote pool", url=chroma_server)
+    assert store.index(make_examples()).added == 6
+    assert ExampleStore(toy, "remote pool", url=chroma_server).examples() == sorted(make_examples(), key=lambda e: e.key)
+    with pytest.raises(StoreNotFoundError, match="No index named 'other'"):
+        ExampleStore.open("other", url=chroma_server)

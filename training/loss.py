@@ -27,7 +27,6 @@ class LabelMaskedContrastiveLoss(MultipleNegativesRankingLoss):
 
     def __init__(self, model: SentenceTransformer, temperature: float = 0.05, symmetric: bool = True) -> None:
         super().__init__(model, scale=1.0 / temperature)
-        self.temperature = temperature
         self.symmetric = symmetric
 
     def forward(self, sentence_features: Iterable[dict[str, torch.Tensor]], labels: torch.Tensor) -> torch.Tensor:
@@ -57,4 +56,4 @@ class LabelMaskedContrastiveLoss(MultipleNegativesRankingLoss):
         return torch.nn.functional.cross_entropy(scores, target)
 
     def get_config_dict(self) -> dict[str, Any]:
-        return {"temperature": self.temperature, "symmetric": self.symmetric}
+        return {"temperature": 1.0 / self.scale, "symmetric": self.symmetric}

@@ -85,3 +85,8 @@ def _root(
     ] = False,
 ) -> None:
     """Pick in-context demonstrations by task, and answer with them."""
+    # The CLI owns the terminal: keep transformers' per-load progress bars and notices off stderr.
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()

@@ -1,0 +1,128 @@
+"""Indexing throughput and selection latency, side by side with LangChain's semantic selector.
+
+Both sides use the same MiniLM weights and an embedded Chroma store on disk; the baseline is
+`SemanticSimilarityExampleSelector.from_examples(..., vectorstore_cls=Chroma)`, the way LangChain
+documents it. The machine is shared and noisy, so the numbers that matter are the ratios measured
+in one run.
+
+    python -m benchmarks.speed --out benchmarks/results/speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
+from icl_retriever.embedders import TransformerEmbedder, load_embedder
+from icl_retriever.example import Example
+from icl_retriever.pool import load_pool
+from icl_retriever.selectors import selector_for_store
+from icl_retriever.store import ExampleStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _LangChainEmbeddings:
+    """Our embedder behind LangChain's `Embeddings` interface, so both sides use the same model."""
+
+    def __init__(self, embedder: TransformerEmbedder) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed_documents(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed_query(text).tolist()
+
+
+def _median_ms(select: Callable[[dict[str, str]], Any], requests: Sequence[dict[str, str]], rounds: int) -> float:
+    select(requests[0])  # warm-up: first call pays for lazy initialisation
+    samples = []
+    for _ in range(rounds):
+        for request in requests:
+            start = time.perf_counter()
+            select(request)
+            samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def run(pool: Path, requests_file: Path, embedder_kind: str, rounds: int) -> dict[str, Any]:
+    from langchain_chroma import Chroma
+    from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+
+    examples: list[Example] = load_pool(pool).examples
+    requests = [json.loads(line) for line in requests_file.read_text().splitlines() if line.strip()]
+    requests = [{"instruction": r["instruction"], "input": r.get("input", "")} for r in requests]
+    semantic = load_embedder("semantic")
+    ours = load_embedder(embedder_kind)  # type: ignore[arg-type]
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, embedder in (("icl-retriever " + embedder_kind, ours), ("icl-retriever semantic", semantic)):
+            start = time.perf_counter()
+            store = ExampleStore(embedder, label.replace(" ", "-"), tmp)
+            store.index(examples)
+            seconds = time.perf_counter() - start
+            selector = selector_for_store(store, k=2)
+            results[label] = {
+                "index_seconds": seconds,
+                "index_examples_per_s": len(examples) / seconds,
+                "select_median_ms": _median_ms(selector.select_examples, requests, rounds),
+            }
+        start = time.perf_counter()
+        baseline = SemanticSimilarityExampleSelector.from_examples(
+            [e.to_prompt_dict() | {"task": e.task or ""} for e in examples],
+            _LangChainEmbeddings(semantic),
+            Chroma,
+            k=2,
+            input_keys=["instruction", "input"],
+            persist_directory=str(Path(tmp) / "langchain"),
+        )
+        seconds = time.perf_counter() - start
+        results["langchain SemanticSimilarityExampleSelector"] = {
+            "index_seconds": seconds,
+            "index_examples_per_s": len(examples) / seconds,
+            "select_median_ms": _median_ms(baseline.select_examples, requests, rounds),
+        }
+    reference = results["langchain SemanticSimilarityExampleSelector"]
+    for row in results.values():
+        row["index_speed_ratio"] = row["index_examples_per_s"] / reference["index_examples_per_s"]
+        row["select_latency_ratio"] = row["select_median_ms"] / reference["select_median_ms"]
+    return {"pool": str(pool), "n_examples": len(examples), "n_requests": len(requests), "rounds": rounds,
+            "systems": results}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pool", type=Path, default=ROOT / "examples" / "pool.jsonl")
+    parser.add_argument("--requests", type=Path, default=ROOT / "tests" / "data" / "retrieval_requests.jsonl")
+    parser.add_argument("--embedder", default="pie", choices=["pie", "pie-untrained", "semantic"])
+    parser.add_argument("--rounds", type=int, default=5, help="Passes over the requests for the latency median.")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed")
+    args = parser.parse_args(argv)
+    results = {**provenance(), **run(args.pool, args.requests, args.embedder, args.rounds)}
+    write_json(args.out / "results.json", results)
+    rows = [
+        [name, f"{r['index_examples_per_s']:.1f}", f"{r['index_speed_ratio']:.2f}", f"{r['select_median_ms']:.1f}",
+         f"{r['select_latency_ratio']:.2f}"]
+        for name, r in results["systems"].items()
+    ]
+    table = markdown_table(
+        ["system", "index examples/s", "× LangChain", "select median ms", "× LangChain"], rows
+    )
+    write_markdown(
+        args.out / "results.md",
+        f"# Speed on {results['n_examples']} examples, {results['n_requests']} requests × {args.rounds}\n\n"
+        f"{table}\n\n{provenance_markdown(results)}",
+    )
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

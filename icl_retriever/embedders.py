@@ -154,12 +154,16 @@ class TransformerEmbedder:
     def _fill_template(self, text: str) -> str:
         if self.middle_truncate:
             text = self._truncate_middle(text)
+        return self._fill_slots(text)
+
+    def _fill_slots(self, text: str) -> str:
         return self.template.replace("{mask}", self.tokenizer.mask_token or "").replace("{instruction}", text)
 
     def _truncate_middle(self, text: str) -> str:
-        overhead = len(self.tokenizer(self.template.replace("{instruction}", ""))["input_ids"])
-        budget = self.max_length - overhead - 2
-        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        overhead = len(self.tokenizer(self._fill_slots(""))["input_ids"])
+        # A few tokens of slack: the " ... " joint and re-tokenisation at the cut points.
+        budget = self.max_length - overhead - 8
+        encoding = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
         offsets = encoding["offset_mapping"]
         if len(offsets) <= budget:
             return text

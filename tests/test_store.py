@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from icl_retriever.errors import EmbedderMismatchError, StoreNotFoundError
@@ -96,14 +98,16 @@ def chroma_server(tmp_path):
     import shutil
     import socket
     import subprocess
+    import sys
     import time
     import urllib.request
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    chroma = shutil.which("chroma")
-    assert chroma, "the chroma CLI comes with chromadb"
+    # The chroma CLI comes with chromadb, next to the interpreter (the venv need not be on PATH).
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    assert chroma, "the chroma CLI (installed with chromadb) was not found"
     process = subprocess.Popen(
         [chroma, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+
+from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder, SemanticEmbedder, load_embedder
+from icl_retriever.errors import IclRetrieverError, ModelNotFoundError
+from icl_retriever.models import minilm_path
+
+TEXTS = ["Classify the sentiment of this review.", "Translate the sentence into French, please.", "Sum."]
+
+
+def test_vectors_are_normalised_float32_and_batch_invariant(pie_untrained):
+    batch = pie_untrained.embed_documents(TEXTS)
+    assert batch.dtype == np.float32 and batch.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.stack([pie_untrained.embed_query(t) for t in TEXTS])
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-5)  # padding must not leak into pooling
+    assert pie_untrained.embed_documents([]).shape == (0, 384)
+
+
+def test_what_each_embedder_looks_at(pie_untrained, semantic):
+    assert pie_untrained.text_for("Classify it.", "Great film") == "Classify it."
+    assert pie_untrained.text_for("", "Is this review positive? Great film") == "Is this review positive? Great film"
+    assert semantic.text_for("Classify it.", "Great film") == "Classify it.\nGreat film"
+    assert pie_untrained._fill_template("Sum.") == PIE_TEMPLATE.replace("{instruction}", "Sum.")
+
+
+def test_long_prompts_lose_their_middle_not_the_task_question(pie_untrained):
+    long_text = "Is this review positive? " + "word " * 2000 + "Answer yes or no."
+    prompt = pie_untrained._fill_template(long_text)
+    assert prompt.endswith("Answer yes or no.\nthe task of the given instruction is:")
+    assert prompt.count("Is this review positive?") == 1
+    assert len(pie_untrained.tokenizer(prompt)["input_ids"]) <= pie_untrained.max_length
+
+
+def test_fingerprint_names_weights_and_settings(pie_untrained, semantic):
+    assert pie_untrained.fingerprint == PIEEmbedder().fingerprint
+    assert pie_untrained.fingerprint.startswith("PIEEmbedder:model:mean:")
+    assert len({pie_untrained.fingerprint, semantic.fingerprint, PIEEmbedder(pooling="cls").fingerprint}) == 3
+
+
+def test_mask_and_cls_pooling(pie_untrained):
+    masked = PIEEmbedder(pooling="mask")
+    assert masked.template.endswith(" {mask}")
+    assert masked._fill_template("Sum.").endswith("is: [MASK]")
+    vectors = masked.embed_documents(TEXTS)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(vectors, pie_untrained.embed_documents(TEXTS), atol=1e-3)
+    cls = PIEEmbedder(pooling="cls").embed_documents(TEXTS)
+    assert not np.allclose(cls, vectors, atol=1e-3)
+
+
+def test_bad_settings_and_missing_models(tmp_path):
+    with pytest.raises(IclRetrieverError, match=r"must contain an \{instruction\} slot"):
+        PIEEmbedder(template="no slot")
+    with pytest.raises(ModelNotFoundError, match="No transformers checkpoint at .*config.json is missing"):
+        SemanticEmbedder(tmp_path)
+    with pytest.raises(ModelNotFoundError, match="pie_config.json is missing.*icl-retriever train"):
+        load_embedder("pie", tmp_path)
+    with pytest.raises(IclRetrieverError, match="Unknown embedder kind 'bm25'"):
+        load_embedder("bm25")  # type: ignore[arg-type]
+
+
+def test_full_finetune_folder_round_trips(tmp_path, pie_untrained):
+    """A trained folder without an adapter holds full weights; the template and pooling travel with it."""
+    import shutil
+
+    folder = tmp_path / "trained"
+    shutil.copytree(minilm_path(), folder)
+    (folder / "pie_config.json").write_text(json.dumps(
+        {"base_model": str(folder), "template": PIE_TEMPLATE, "pooling": "mean", "max_length": 256, "adapter": False}
+    ))
+    loaded = load_embedder("pie", folder)
+    assert loaded.spec == {"kind": "pie", "model": str(folder.resolve())}
+    np.testing.assert_allclose(loaded.embed_documents(TEXTS), pie_untrained.embed_documents(TEXTS), atol=1e-5)

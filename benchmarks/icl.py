@@ -327,7 +327,8 @@ def add_relative_metrics(strategies: dict[str, dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------------------ harness
 
 
-def _build_prompts(generator: Generator, queries: Sequence[IclRow], demos: Sequence[Sequence[Example]]) -> list[str]:
+def build_prompts(generator: Generator, queries: Sequence[IclRow], demos: Sequence[Sequence[Example]]) -> list[str]:
+    """The shared prompt format (`icl_retriever.prompt`) for each query and its demonstrations."""
     from icl_retriever.prompt import build_prompt
 
     return [
@@ -339,6 +340,38 @@ def _build_prompts(generator: Generator, queries: Sequence[IclRow], demos: Seque
         )
         for query, chosen in zip(queries, demos, strict=True)
     ]
+
+
+def select_all(
+    strategies: Sequence[str],
+    queries: Sequence[IclRow],
+    examples: list[Example],
+    cache: Path,
+    *,
+    k: int,
+    seed: int,
+    pie_weights: str | Path | None,
+    timings: dict[str, dict[str, float]],
+    log: LogFn,
+) -> dict[str, list[list[Example]]]:
+    """Demonstrations of every strategy for every query; fills `timings[name]` (index_s, select_s)."""
+    # Random and BM25 read the pool from a store; any store of the pool serves, so they share the
+    # semantic one (built once and cached like the others).
+    store_of = {name: EMBEDDER_OF.get(name, "semantic") for name in strategies if name not in ("zero", "oracle")}
+    stores: dict[str, ExampleStore] = {}
+    for kind in dict.fromkeys(store_of.values()):
+        stores[kind], seconds = embedding_store(kind, examples, cache, pie_weights=pie_weights, log=log)
+        for name in strategies:
+            if EMBEDDER_OF.get(name) == kind:
+                timings[name]["index_s"] = seconds
+    demos: dict[str, list[list[Example]]] = {}
+    for name in strategies:
+        selector = make_selector(name, stores.get(store_of.get(name, "")), examples, k, seed)
+        start = time.perf_counter()
+        demos[name] = select_for_queries(name, selector, queries)
+        timings[name]["select_s"] = time.perf_counter() - start
+        log(f"[{name}] selected demonstrations for {len(queries)} queries in {timings[name]['select_s']:.1f} s")
+    return demos
 
 
 def run_icl_benchmark(
@@ -384,24 +417,10 @@ def run_icl_benchmark(
     examples = [row.example for row in rows.values()]
     cache_path = Path(cache) if cache is not None else cache_dir() / "bench" / file_digest(pool)
 
-    # Random and BM25 read the pool from a store; any store of the pool serves, so they share the
-    # semantic one (it is built once and cached like the others).
-    store_of = {name: EMBEDDER_OF.get(name, "semantic") for name in strategies if name not in ("zero", "oracle")}
-    stores: dict[str, ExampleStore] = {}
-    index_s: dict[str, float] = {}
-    for kind in dict.fromkeys(store_of.values()):
-        stores[kind], index_s[kind] = embedding_store(kind, examples, cache_path, pie_weights=pie_weights, log=log)
-    timings: dict[str, dict[str, float]] = {
-        name: {"index_s": index_s[EMBEDDER_OF[name]]} if name in EMBEDDER_OF else {} for name in strategies
-    }
-    demos: dict[str, list[list[Example]]] = {}
-    for name in strategies:
-        store = stores[store_of[name]] if name in store_of else None
-        selector = make_selector(name, store, examples, k, seed)
-        start = time.perf_counter()
-        demos[name] = select_for_queries(name, selector, queries)
-        timings[name]["select_s"] = time.perf_counter() - start
-        log(f"[{name}] selected demonstrations for {len(queries)} queries in {timings[name]['select_s']:.1f} s")
+    timings: dict[str, dict[str, float]] = {name: {} for name in strategies}
+    demos = select_all(
+        strategies, queries, examples, cache_path, k=k, seed=seed, pie_weights=pie_weights, timings=timings, log=log
+    )
 
     start = time.perf_counter()
     gen = generator() if callable(generator) and not hasattr(generator, "generate") else generator
@@ -411,27 +430,19 @@ def run_icl_benchmark(
     results: dict[str, dict[str, Any]] = {}
     predictions: list[dict[str, Any]] = []
     for name in strategies:
-        prompts = _build_prompts(gen, queries, demos[name])
         start = time.perf_counter()
-        outputs = gen.generate(prompts, max_tokens=max_tokens, stop=list(STOP), temperature=0.0)
+        outputs = gen.generate(
+            build_prompts(gen, queries, demos[name]), max_tokens=max_tokens, stop=list(STOP), temperature=0.0
+        )
         timings[name]["generate_s"] = time.perf_counter() - start
         correct = [score_answer(out, q.answers, q.metric) for out, q in zip(outputs, queries, strict=True)]
         results[name] = strategy_metrics(queries, rows, demos[name], correct, seed=seed)
         results[name]["timings"] = {key: round(value, 3) for key, value in timings[name].items()}
-        log(
-            f"[{name}] accuracy {results[name]['accuracy']:.3f} "
-            f"(generation {timings[name]['generate_s']:.1f} s for {len(prompts)} prompts)"
+        log(f"[{name}] accuracy {results[name]['accuracy']:.3f} (generation {timings[name]['generate_s']:.1f} s)")
+        predictions.extend(
+            {"strategy": name, "id": q.id, "prediction": out, "correct": ok, "demo_ids": [d.key for d in chosen]}
+            for q, chosen, out, ok in zip(queries, demos[name], outputs, correct, strict=True)
         )
-        for query, chosen, output, ok in zip(queries, demos[name], outputs, correct, strict=True):
-            predictions.append(
-                {
-                    "strategy": name,
-                    "id": query.id,
-                    "prediction": output,
-                    "correct": ok,
-                    "demo_ids": [demo.key for demo in chosen],
-                }
-            )
     add_relative_metrics(results)
 
     correct_by = {name: [p["correct"] for p in predictions if p["strategy"] == name] for name in strategies}

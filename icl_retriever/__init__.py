@@ -10,6 +10,10 @@ from icl_retriever.errors import (
     StoreNotFoundError,
 )
 from icl_retriever.example import Example
+from icl_retriever.generators import Generator, make_generator
+from icl_retriever.langchain_llm import GeneratorLLM, few_shot_chain
+from icl_retriever.pipeline import Answer, ICLPipeline
+from icl_retriever.prompt import build_prompt
 from icl_retriever.pool import load_pool
 from icl_retriever.selectors import (
     BM25ExampleSelector,
@@ -20,6 +24,13 @@ from icl_retriever.selectors import (
 from icl_retriever.store import ExampleStore
 
 __all__ = [
+    "Answer",
+    "Generator",
+    "GeneratorLLM",
+    "ICLPipeline",
+    "build_prompt",
+    "few_shot_chain",
+    "make_generator",
     "BM25ExampleSelector",
     "BackendNotInstalledError",
     "Embedder",
@@ -32,6 +43,7 @@ __all__ = [
     "PoolFormatError",
     "RandomExampleSelector",
     "SemanticEmbedder",
+    "SemanticExampleSelector",
     "StoreNotFoundError",
     "TaskExampleSelector",
     "load_embedder",

@@ -109,6 +109,10 @@ class VLLMGenerator:
 
     @staticmethod
     def _get_engine(model: str, gpu_memory_utilization: float | None) -> Any:
+        # vLLM logs to stdout by default, which belongs to results (`ask --json`). Its logging is
+        # configured at import time and its engine subprocesses inherit the environment, so the
+        # redirect has to be set here, before the first import.
+        os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
         try:
             import vllm
         except ImportError as exc:

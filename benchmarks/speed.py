@@ -42,15 +42,23 @@ class _LangChainEmbeddings:
         return self.embedder.embed_query(text).tolist()
 
 
-def _median_ms(select: Callable[[dict[str, str]], Any], requests: Sequence[dict[str, str]], rounds: int) -> float:
-    select(requests[0])  # warm-up: first call pays for lazy initialisation
-    samples = []
+def _interleaved_median_ms(
+    selectors: dict[str, Callable[[dict[str, str]], Any]], requests: Sequence[dict[str, str]], rounds: int
+) -> dict[str, float]:
+    """Median latency per selector, timing the systems in turn on each request.
+
+    Interleaving spreads the shared machine's load changes evenly over the systems compared.
+    """
+    for select in selectors.values():
+        select(requests[0])  # warm-up: first call pays for lazy initialisation
+    samples: dict[str, list[float]] = {name: [] for name in selectors}
     for _ in range(rounds):
         for request in requests:
-            start = time.perf_counter()
-            select(request)
-            samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
+            for name, select in selectors.items():
+                start = time.perf_counter()
+                select(request)
+                samples[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def run(pool: Path, requests_file: Path, embedder_kind: str, rounds: int) -> dict[str, Any]:
@@ -62,19 +70,16 @@ def run(pool: Path, requests_file: Path, embedder_kind: str, rounds: int) -> dic
     requests = [{"instruction": r["instruction"], "input": r.get("input", "")} for r in requests]
     semantic = load_embedder("semantic")
     ours = load_embedder(embedder_kind)  # type: ignore[arg-type]
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, float]] = {}
+    selectors: dict[str, Callable[[dict[str, str]], Any]] = {}
+    baseline_name = "langchain SemanticSimilarityExampleSelector"
     with tempfile.TemporaryDirectory() as tmp:
         for label, embedder in (("icl-retriever " + embedder_kind, ours), ("icl-retriever semantic", semantic)):
             start = time.perf_counter()
             store = ExampleStore(embedder, label.replace(" ", "-"), tmp)
             store.index(examples)
-            seconds = time.perf_counter() - start
-            selector = selector_for_store(store, k=2)
-            results[label] = {
-                "index_seconds": seconds,
-                "index_examples_per_s": len(examples) / seconds,
-                "select_median_ms": _median_ms(selector.select_examples, requests, rounds),
-            }
+            results[label] = {"index_seconds": time.perf_counter() - start}
+            selectors[label] = selector_for_store(store, k=2).select_examples
         start = time.perf_counter()
         baseline = SemanticSimilarityExampleSelector.from_examples(
             [e.to_prompt_dict() | {"task": e.task or ""} for e in examples],
@@ -84,13 +89,12 @@ def run(pool: Path, requests_file: Path, embedder_kind: str, rounds: int) -> dic
             input_keys=["instruction", "input"],
             persist_directory=str(Path(tmp) / "langchain"),
         )
-        seconds = time.perf_counter() - start
-        results["langchain SemanticSimilarityExampleSelector"] = {
-            "index_seconds": seconds,
-            "index_examples_per_s": len(examples) / seconds,
-            "select_median_ms": _median_ms(baseline.select_examples, requests, rounds),
-        }
-    reference = results["langchain SemanticSimilarityExampleSelector"]
+        results[baseline_name] = {"index_seconds": time.perf_counter() - start}
+        selectors[baseline_name] = baseline.select_examples
+        for name, median in _interleaved_median_ms(selectors, requests, rounds).items():
+            results[name]["select_median_ms"] = median
+            results[name]["index_examples_per_s"] = len(examples) / results[name]["index_seconds"]
+    reference = results[baseline_name]
     for row in results.values():
         row["index_speed_ratio"] = row["index_examples_per_s"] / reference["index_examples_per_s"]
         row["select_latency_ratio"] = row["select_median_ms"] / reference["select_median_ms"]

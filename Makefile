@@ -29,6 +29,8 @@ demo: setup
 	$(BIN)/icl-retriever index examples/pool.jsonl --name pool
 	$(BIN)/icl-retriever select "Is the writer of this comment pleased or unhappy? Reply with one label." \
 		--input "The soup was cold and the bread was stale." --name pool
+	$(BIN)/icl-retriever ask "Is the writer of this comment pleased or unhappy? Reply with one label." \
+		--input "The soup was cold and the bread was stale." --name pool --backend vllm
 
 test: setup
 	$(BIN)/pytest -m "slow or not slow"

@@ -48,6 +48,7 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("pie", "bm25"),
     ("pie", "pie-untrained"),
     ("pie", "random"),
+    ("pie-untrained", "semantic"),
 )
 #: Table columns for the collections of iclmix; other pools show their own collection names.
 COLLECTION_LABELS: dict[str, str] = {
@@ -203,10 +204,11 @@ class OracleSelector(BaseExampleSelector, BaseModel):
 
 def embedding_store(
     kind: str, examples: Sequence[Example], cache: Path, *, pie_weights: str | Path | None = None, log: LogFn = _stderr
-) -> tuple[ExampleStore, float]:
+) -> tuple[ExampleStore, dict[str, float]]:
     """The pool in a Chroma store under `cache`, embedded once per embedder fingerprint.
 
-    Returns the store and the seconds spent (loading the embedder and embedding what is new).
+    Returns the store and its timing: `index_s` (loading the embedder, embedding what the cache
+    lacks) and `embedded` (how many examples that was; 0 when the cache was complete).
     """
     from icl_retriever.embedders import load_embedder
 
@@ -228,7 +230,7 @@ def embedding_store(
         f"[{kind}] pool index: {report.added} embedded, {report.unchanged} cached "
         f"({seconds:.1f} s, {store.location})"
     )
-    return store, seconds
+    return store, {"index_s": seconds, "embedded": report.added + report.updated}
 
 
 def make_selector(name: str, store: ExampleStore | None, examples: list[Example], k: int, seed: int) -> Any:
@@ -360,10 +362,10 @@ def select_all(
     store_of = {name: EMBEDDER_OF.get(name, "semantic") for name in strategies if name not in ("zero", "oracle")}
     stores: dict[str, ExampleStore] = {}
     for kind in dict.fromkeys(store_of.values()):
-        stores[kind], seconds = embedding_store(kind, examples, cache, pie_weights=pie_weights, log=log)
+        stores[kind], index_timing = embedding_store(kind, examples, cache, pie_weights=pie_weights, log=log)
         for name in strategies:
             if EMBEDDER_OF.get(name) == kind:
-                timings[name]["index_s"] = seconds
+                timings[name].update(index_timing)
     demos: dict[str, list[list[Example]]] = {}
     for name in strategies:
         selector = make_selector(name, stores.get(store_of.get(name, "")), examples, k, seed)
@@ -506,7 +508,11 @@ def results_markdown(results: dict[str, Any]) -> str:
         for key, value in results["paired"].items()
     ]
     timing_rows = [
-        [name, *(f"{metrics['timings'].get(key, 0.0):.1f}" for key in ("index_s", "select_s", "generate_s"))]
+        [
+            name,
+            *(_report.format_value(metrics["timings"].get(key), 1) for key in ("index_s", "select_s", "generate_s")),
+            _report.format_value(metrics["timings"].get("embedded"), 0),
+        ]
         for name, metrics in results["strategies"].items()
     ]
     parts = [
@@ -531,7 +537,10 @@ def results_markdown(results: dict[str, Any]) -> str:
         "",
         "## Time (s)",
         "",
-        _report.markdown_table(["strategy", "index", "select", "generate"], timing_rows),
+        "index: load the embedder and embed the pool rows missing from the cache (embedded: how many; "
+        "0 = cache complete); select: all queries' demonstrations; generate: the one batched call.",
+        "",
+        _report.markdown_table(["strategy", "index", "select", "generate", "embedded"], timing_rows),
         "",
         f"Generator load: {results['timings']['generator_load_s']:.1f} s; "
         f"total: {results['timings']['total_s']:.1f} s.",

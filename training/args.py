@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,6 @@ class TrainArgs:
     #: torch CPU threads; 1 beats 2 when the cores are shared with other work (oversubscription).
     threads: int | None = None
     limit: int | None = None  # use only the first N instructions (smoke runs and tests)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -174,6 +174,9 @@ def save_folder(model: Any, args: TrainArgs, out: Path) -> None:
         path = out / "adapter_model.safetensors"
         tensors = {k: v.half().contiguous() for k, v in load_file(str(path)).items()}
         save_file(tensors, str(path), metadata={"format": "pt"})
+    for file in out.iterdir():
+        if file.is_file():
+            file.chmod(0o644)  # safetensors writes 0600; a shipped folder must be readable by all
     config = {
         "base_model": MINILM_PACKAGE,
         "template": args.template,

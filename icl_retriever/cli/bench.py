@@ -30,7 +30,9 @@ def icl(
         Path | None, typer.Option(help="Trained PIE folder for the `pie` strategy (default: the shipped weights).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for random/oracle draws and bootstrap resampling.")] = 0,
-    max_tokens: Annotated[int, typer.Option(min=1, help="Generated tokens per answer (greedy, stops at newline).")] = 32,
+    max_tokens: Annotated[
+        int, typer.Option(min=1, help="Generated tokens per answer (greedy, stops at newline).")
+    ] = 32,
     limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N query ids.")] = None,
     cache: Annotated[
         Path | None, typer.Option(help="Embedded-pool cache folder (default: <cache_dir>/bench/<pool digest>).")

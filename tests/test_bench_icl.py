@@ -326,6 +326,25 @@ def test_leave_one_out_never_returns_the_query(small_pool: tuple[Path, Path, lis
 # End to end through the CLI
 
 
+def test_bench_icl_reports_bad_input_with_exit_1(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from icl_retriever.cli import app
+
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text('{"id": "a", "task": "t", "instruction": "Say hi.", "input": "", "answers": ["hi"]}\n')
+    ids = tmp_path / "ids.txt"
+    ids.write_text("a\nnope\n")
+    base = ["bench", "icl", "--pool", str(pool), "--queries", str(ids), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, [*base, "--strategies", "zero,magic"])
+    assert result.exit_code == 1
+    assert "Unknown strategies ['magic']: choose from zero, random, bm25" in result.stderr
+    result = CliRunner().invoke(app, [*base, "--strategies", "zero"])
+    assert result.exit_code == 1
+    assert "1 query id(s) are not in" in result.stderr and "'nope'" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def _fake_trained_pie(folder: Path) -> Path:
     """A trained-PIE folder (full weights, no adapter) that holds the untrained MiniLM weights."""
     from icl_retriever.embedders import PIE_TEMPLATE

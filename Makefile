@@ -27,9 +27,9 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/icl-retriever index examples/pool.jsonl --name pool
-	$(BIN)/icl-retriever select "Is the writer of this comment pleased or unhappy? Reply with one label." \
+	$(BIN)/icl-retriever select "Rate the tone of this restaurant comment as positive or negative." \
 		--input "The soup was cold and the bread was stale." --name pool
-	$(BIN)/icl-retriever ask "Is the writer of this comment pleased or unhappy? Reply with one label." \
+	$(BIN)/icl-retriever ask "Rate the tone of this restaurant comment as positive or negative." \
 		--input "The soup was cold and the bread was stale." --name pool --backend vllm
 
 test: setup

@@ -21,7 +21,7 @@ import asyncio
 import random
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
@@ -131,26 +131,33 @@ class SimilarityExampleSelector(_StoreSelector):
         return _mmr(query, hits, len(hits), self.lambda_mult) if self.mmr else hits
 
 
-class TaskExampleSelector(SimilarityExampleSelector):
+class _EmbedderBoundSelector(SimilarityExampleSelector):
+    """A similarity selector that only makes sense over one kind of embedder."""
+
+    _embedder_type: ClassVar[type]
+    _embedder_name: ClassVar[str]
+
+    def model_post_init(self, context: Any) -> None:
+        if not isinstance(self.store.embedder, self._embedder_type):
+            raise IclRetrieverError(
+                f"{type(self).__name__} needs a store built with the {self._embedder_name} embedder; "
+                f"'{self.store.name}' uses {self.store.fingerprint}. "
+                f"Index the pool with --embedder {self._embedder_name}."
+            )
+
+
+class TaskExampleSelector(_EmbedderBoundSelector):
     """Demonstrations that ask for the same task: nearest neighbours under a PIE embedder."""
 
-    def model_post_init(self, context: Any) -> None:
-        if not isinstance(self.store.embedder, PIEEmbedder):
-            raise IclRetrieverError(
-                f"TaskExampleSelector needs a store built with a PIE embedder; '{self.store.name}' uses "
-                f"{self.store.fingerprint}. Index the pool with --embedder pie."
-            )
+    _embedder_type = PIEEmbedder
+    _embedder_name = "pie"
 
 
-class SemanticExampleSelector(SimilarityExampleSelector):
+class SemanticExampleSelector(_EmbedderBoundSelector):
     """Topic baseline: nearest neighbours of instruction + input under a sentence embedder."""
 
-    def model_post_init(self, context: Any) -> None:
-        if not isinstance(self.store.embedder, SemanticEmbedder):
-            raise IclRetrieverError(
-                f"SemanticExampleSelector needs a store built with the semantic embedder; "
-                f"'{self.store.name}' uses {self.store.fingerprint}. Index the pool with --embedder semantic."
-            )
+    _embedder_type = SemanticEmbedder
+    _embedder_name = "semantic"
 
 
 class _InMemorySelector(_StoreSelector):

@@ -87,7 +87,7 @@ def test_random_is_seeded_and_bm25_is_lexical(toy_store):
 
 
 def test_selector_kind_must_match_the_embedder(toy_store):
-    with pytest.raises(IclRetrieverError, match="TaskExampleSelector needs a store built with a PIE embedder"):
+    with pytest.raises(IclRetrieverError, match="TaskExampleSelector needs a store built with the pie embedder.*--embedder pie"):
         TaskExampleSelector(store=toy_store)
     with pytest.raises(IclRetrieverError, match="semantic embedder"):
         SemanticExampleSelector(store=toy_store)

@@ -31,6 +31,9 @@ NameOption = Annotated[str, typer.Option("--name", help="Index name (default: 'p
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="A Chroma server, e.g. http://localhost:8000, instead of --store.")
 ]
+InstructionArgument = Annotated[str, typer.Argument(help="The request's instruction.")]
+InputOption = Annotated[str, typer.Option("--input", help="The request's input.")]
+KOption = Annotated[int, typer.Option("-k", min=0, help="How many demonstrations.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 F = TypeVar("F", bound=Callable[..., Any])

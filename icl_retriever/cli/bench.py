@@ -18,8 +18,8 @@ def icl(
     queries: Annotated[Path, typer.Option("--queries", help="File of query ids, one per line.")],
     strategies: Annotated[
         str,
-        typer.Option(help="Comma-separated: zero, random, bm25, semantic, pie-untrained, pie, oracle."),
-    ] = "zero,random,bm25,semantic,pie-untrained,pie,oracle",
+        typer.Option(help="Comma-separated: zero, random, bm25, semantic, pie-untrained, pie-cosine, pie, oracle."),
+    ] = "zero,random,bm25,semantic,pie-untrained,pie-cosine,pie,oracle",
     k: Annotated[int, typer.Option("-k", "--k", min=0, help="Demonstrations per query.")] = 2,
     backend: Annotated[Backend, typer.Option(help="vllm (in process), openai (a server) or transformers.")] = "vllm",
     model: Annotated[

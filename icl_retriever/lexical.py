@@ -40,7 +40,7 @@ class TemplateVocabulary:
     """The word n-grams that a pool repeats across many of its texts: template wording.
 
     Args:
-        texts: the pool's texts.
+        texts: the pool's texts (their template n-grams are kept, so scoring them is a lookup).
         n: n-gram length (4 words: long enough that content rarely repeats one by chance).
         min_share: an n-gram is template wording when at least this share of the texts contain it,
             and at least `min_count` texts (the floor for small pools).
@@ -49,13 +49,16 @@ class TemplateVocabulary:
     def __init__(self, texts: Sequence[str], *, n: int = 4, min_share: float = 0.003, min_count: int = 3) -> None:
         self.n = n
         self.min_count = max(min_count, math.ceil(min_share * len(texts)))
-        hashes = [np.fromiter(word_ngrams(text, n), dtype=np.int64) for text in texts]
-        values, counts = np.unique(np.concatenate([np.zeros(0, np.int64), *hashes]), return_counts=True)
+        pool_grams = [word_ngrams(text, n) for text in texts]
+        hashes = np.concatenate([np.zeros(0, np.int64), *(np.fromiter(g, np.int64, len(g)) for g in pool_grams)])
+        values, counts = np.unique(hashes, return_counts=True)
         self.grams = frozenset(values[counts >= self.min_count].tolist())
+        self._pool = {text: grams & self.grams for text, grams in zip(texts, pool_grams)}
 
     def template_of(self, text: str) -> frozenset[int]:
         """The text's n-grams that are template wording in this pool."""
-        return word_ngrams(text, self.n) & self.grams
+        found = self._pool.get(text)
+        return found if found is not None else word_ngrams(text, self.n) & self.grams
 
     def overlap(self, query: str, candidates: Sequence[str]) -> np.ndarray:
         """Jaccard overlap of the query's template n-grams with each candidate's, in [0, 1]."""
@@ -69,18 +72,23 @@ class TemplateVocabulary:
 
 
 class ContentIndex:
-    """TF-IDF weights of a pool's words, for comparing what texts are about."""
+    """TF-IDF vectors of a pool's texts, for comparing what texts are about."""
 
     def __init__(self, texts: Sequence[str]) -> None:
         self._tfidf: TfidfVectorizer | None = TfidfVectorizer(sublinear_tf=True)
         try:
-            self._tfidf.fit(texts)
+            self._vectors = self._tfidf.fit_transform(texts)
         except ValueError:  # no words in the pool at all
             self._tfidf = None
+        self._row = {text: i for i, text in enumerate(texts)}
 
     def similarity(self, query: str, candidates: Sequence[str]) -> np.ndarray:
         """TF-IDF cosine of the query with each candidate, in [0, 1]."""
         if self._tfidf is None or not candidates:
             return np.zeros(len(candidates))
-        vectors = self._tfidf.transform([query, *candidates])
-        return (vectors[1:] @ vectors[0].T).toarray().ravel()
+        rows = [self._row.get(text) for text in candidates]
+        if None in rows:  # a text from outside the pool: vectorise them all
+            vectors = self._tfidf.transform(candidates)
+        else:
+            vectors = self._vectors[rows]
+        return (vectors @ self._tfidf.transform([query]).T).toarray().ravel()

@@ -52,3 +52,14 @@ def test_content_similarity_follows_rare_words():
     assert np.all((scores >= 0) & (scores <= 1))
     assert ContentIndex(["", "..."]).similarity("anything", ["x"]).tolist() == [0.0]
     assert index.similarity(query, []).shape == (0,)
+
+
+def test_pool_texts_are_looked_up_and_others_computed_alike():
+    pool = [letter_prompt(s) for s in STORIES] + [text_prompt(s) for s in STORIES]
+    vocabulary, index = TemplateVocabulary(pool), ContentIndex(pool)
+    query, outsider = "Mia forgot her umbrella.", letter_prompt("A new story about Mia and her umbrella.")
+    assert vocabulary.template_of(pool[0]) == word_ngrams(pool[0], 4) & vocabulary.grams
+    looked_up = index.similarity(query, pool[:2])
+    mixed = index.similarity(query, [*pool[:2], outsider])
+    assert mixed[:2] == pytest.approx(looked_up)
+    assert mixed[2] > 0

@@ -39,7 +39,7 @@ class IndexReport:
 
 @dataclass(frozen=True)
 class Hit:
-    """A stored example with its cosine similarity to the query."""
+    """A stored example with its score: cosine similarity to the query, or a selector's re-scoring."""
 
     example: Example
     score: float

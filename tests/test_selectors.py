@@ -179,3 +179,23 @@ def test_task_selector_scores_template_and_content(tmp_path, pie_untrained):
             + 0.3 * contents.similarity(request["instruction"] + "\n", [text + "\n"])[0]
         )
         assert hit.score == pytest.approx(expected, abs=1e-6)
+
+
+def test_task_selector_lexicons_follow_the_store(tmp_path, pie_untrained):
+    """The template vocabulary is rebuilt when the store grows.
+
+    With two prompts of one template nothing is template wording (the floor is three texts); a
+    third, added through the selector, makes it so.
+    """
+    from tests.test_lexical import STORIES, letter_prompt
+
+    store = ExampleStore(pie_untrained, "growing", tmp_path)
+    store.index([Example(instruction=letter_prompt(s), output="A", id=f"l{n}") for n, s in enumerate(STORIES[:2])])
+    selector = TaskExampleSelector(store=store, k=1)
+    request = {"instruction": letter_prompt(STORIES[3])}
+    before = selector.select_hits(request)[0].score
+    assert not selector._lexicons()[0].grams  # two texts: below the floor of three
+    selector.add_example({"instruction": letter_prompt(STORIES[2]), "output": "B", "id": "l2"})
+    assert selector._lexicons()[0].grams
+    hits = selector.select_hits(request, exclude_ids=["l2"])
+    assert hits[0].score > before + 0.5  # the shared template now counts (overlap 1.0 with l0/l1)

@@ -26,7 +26,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +153,46 @@ def load_rows(path: str | Path) -> dict[str, IclRow]:
     if not rows:
         raise PoolFormatError(f"{path} contains no rows.")
     return rows
+
+
+def read_requests(path: str | Path) -> dict[str, tuple[str, str]]:
+    """Other wordings of queries: JSONL `{id, instruction, input}` -> {id: (instruction, input)}.
+
+    Raises:
+        IclRetrieverError: unreadable file, bad JSON, a missing or non-string field, a repeated id.
+    """
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+    except OSError as exc:
+        raise IclRetrieverError(f"Cannot read requests file {path}: {exc.strerror}.") from exc
+    requests: dict[str, tuple[str, str]] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise IclRetrieverError(f"{path}:{number}: not valid JSON ({exc.msg}).") from exc
+        if not isinstance(record, dict):
+            raise IclRetrieverError(f"{path}:{number}: expected a JSON object with id, instruction and input.")
+        for field in ("id", "instruction", "input"):
+            if not isinstance(record.get(field), str):
+                raise IclRetrieverError(
+                    f"{path}:{number}: field '{field}' must be a string, got {record.get(field)!r}. "
+                    "Each line is {\"id\": ..., \"instruction\": ..., \"input\": ...}."
+                )
+        if record["id"] in requests:
+            raise IclRetrieverError(f"{path}:{number}: duplicate id '{record['id']}'.")
+        requests[record["id"]] = (record["instruction"], record["input"])
+    return requests
+
+
+def reworded(row: IclRow, instruction: str, text_input: str) -> IclRow:
+    """The query row asked in other words: same id, answers and task; the request text replaced."""
+    example = row_to_example(
+        {"instruction": instruction, "input": text_input, "answers": [row.example.output], "id": row.id, "task": row.task}
+    )
+    return replace(row, example=example.model_copy(update={"metadata": row.example.metadata}))
 
 
 def read_query_ids(path: str | Path) -> list[str]:
@@ -293,18 +333,29 @@ def strategy_metrics(
     queries: Sequence[IclRow],
     rows: dict[str, IclRow],
     demos: Sequence[Sequence[Example]],
-    correct: Sequence[bool],
+    correct: Sequence[bool] | None,
     *,
     seed: int,
 ) -> dict[str, Any]:
-    """Accuracy with CI, demonstration task match and the per-collection accuracy of one strategy."""
+    """Demonstration task match (overall and per collection) and, when answers were generated
+    (`correct` given), accuracy with CI and per collection."""
     same_task = same_family = total = 0
+    same_by_collection: dict[str, list[bool]] = {}
     for query, chosen in zip(queries, demos, strict=True):
         for demo in chosen:
             row = rows[demo.key]
             total += 1
             same_task += row.task == query.task
             same_family += row.task != query.task and row.family == query.family
+            same_by_collection.setdefault(query.collection, []).append(row.task == query.task)
+    metrics: dict[str, Any] = {
+        "n": len(queries),
+        "same_task_rate": same_task / total if total else None,
+        "same_family_other_task_rate": same_family / total if total else None,
+        "same_task_by_collection": {name: float(np.mean(v)) for name, v in sorted(same_by_collection.items())},
+    }
+    if correct is None:
+        return metrics
     by_collection: dict[str, list[bool]] = {}
     for query, ok in zip(queries, correct, strict=True):
         by_collection.setdefault(query.collection, []).append(ok)
@@ -312,9 +363,7 @@ def strategy_metrics(
     return {
         "accuracy": float(np.mean(correct)) if correct else 0.0,
         "ci95": [low, high],
-        "n": len(correct),
-        "same_task_rate": same_task / total if total else None,
-        "same_family_other_task_rate": same_family / total if total else None,
+        **metrics,
         "by_collection": {name: float(np.mean(values)) for name, values in sorted(by_collection.items())},
         "by_collection_n": {name: len(values) for name, values in sorted(by_collection.items())},
     }
@@ -326,7 +375,9 @@ def add_relative_metrics(strategies: dict[str, dict[str, Any]]) -> None:
     oracle_acc = strategies.get("oracle", {}).get("accuracy")
     semantic_acc = strategies.get("semantic", {}).get("accuracy")
     for metrics in strategies.values():
-        acc = metrics["accuracy"]
+        acc = metrics.get("accuracy")
+        if acc is None:  # selection only
+            continue
         metrics["gain_over_random"] = None if random_acc is None else acc - random_acc
         metrics["gain_over_semantic"] = None if semantic_acc is None else acc - semantic_acc
         metrics["oracle_gain_captured"] = (
@@ -390,8 +441,9 @@ def run_icl_benchmark(
     pool: str | Path,
     query_ids: Sequence[str],
     *,
-    generator: Generator | Callable[[], Generator],
+    generator: Generator | Callable[[], Generator] | None,
     strategies: Sequence[str] = STRATEGIES,
+    requests: dict[str, tuple[str, str]] | None = None,
     k: int = 2,
     seed: int = 0,
     max_tokens: int = DEFAULT_MAX_TOKENS,
@@ -401,7 +453,10 @@ def run_icl_benchmark(
 ) -> dict[str, Any]:
     """Run every strategy on the queries and return the results dict (without provenance).
 
-    `generator` may be a factory: it is then called once, after all demonstrations are selected,
+    `requests` asks queries in other words ({id: (instruction, input)}, see `read_requests`): the
+    selectors and the prompt see that text, gold answers and task stay the pool row's. With
+    `generator=None` only demonstrations are chosen and their task match reported (seconds, not
+    minutes). `generator` may be a factory: it is then called once, after all demonstrations are selected,
     so that a slow engine start comes after the cheap failures. `cache` holds the embedded pool
     (default: `cache_dir()/bench/<pool digest>`); per-query records are under `"predictions"`.
 
@@ -426,6 +481,14 @@ def run_icl_benchmark(
     if not query_ids:
         raise IclRetrieverError("No query ids given: the query file is empty.")
     queries = [rows[qid] for qid in query_ids]
+    if requests is not None:
+        unasked = [qid for qid in query_ids if qid not in requests]
+        if unasked:
+            raise IclRetrieverError(
+                f"{len(unasked)} query id(s) have no line in the requests file, e.g. {unasked[:5]}. "
+                "Give every query another wording, or leave out --requests."
+            )
+        queries = [reworded(query, *requests[query.id]) for query in queries]
     examples = [row.example for row in rows.values()]
     cache_path = Path(cache) if cache is not None else cache_dir() / "bench" / file_digest(pool)
 
@@ -434,26 +497,41 @@ def run_icl_benchmark(
         strategies, queries, examples, cache_path, k=k, seed=seed, pie_weights=pie_weights, timings=timings, log=log
     )
 
-    start = time.perf_counter()
-    gen = generator() if callable(generator) and not hasattr(generator, "generate") else generator
-    generator_load_s = time.perf_counter() - start
-    log(f"generator ready: {gen.backend} {gen.model} ({generator_load_s:.1f} s)")
-
     results: dict[str, dict[str, Any]] = {}
     predictions: list[dict[str, Any]] = []
-    for name in strategies:
+    gen = None
+    generator_load_s = 0.0
+    if generator is not None:
         start = time.perf_counter()
-        outputs = gen.generate(
-            build_prompts(gen, queries, demos[name]), max_tokens=max_tokens, stop=list(STOP), temperature=0.0
-        )
-        timings[name]["generate_s"] = time.perf_counter() - start
-        correct = [score_answer(out, q.answers, q.metric) for out, q in zip(outputs, queries, strict=True)]
+        gen = generator() if callable(generator) and not hasattr(generator, "generate") else generator
+        generator_load_s = time.perf_counter() - start
+        log(f"generator ready: {gen.backend} {gen.model} ({generator_load_s:.1f} s)")
+    for name in strategies:
+        outputs: list[str | None] = [None] * len(queries)
+        correct: list[bool] | None = None
+        if gen is not None:
+            start = time.perf_counter()
+            outputs = list(
+                gen.generate(
+                    build_prompts(gen, queries, demos[name]), max_tokens=max_tokens, stop=list(STOP), temperature=0.0
+                )
+            )
+            timings[name]["generate_s"] = time.perf_counter() - start
+            correct = [score_answer(out or "", q.answers, q.metric) for out, q in zip(outputs, queries, strict=True)]
         results[name] = strategy_metrics(queries, rows, demos[name], correct, seed=seed)
         results[name]["timings"] = {key: round(value, 3) for key, value in timings[name].items()}
-        log(f"[{name}] accuracy {results[name]['accuracy']:.3f} (generation {timings[name]['generate_s']:.1f} s)")
+        if correct is not None:
+            log(f"[{name}] accuracy {results[name]['accuracy']:.3f} (generation {timings[name]['generate_s']:.1f} s)")
+        log(f"[{name}] same-task {results[name]['same_task_rate'] or 0:.3f}")
         predictions.extend(
-            {"strategy": name, "id": q.id, "prediction": out, "correct": ok, "demo_ids": [d.key for d in chosen]}
-            for q, chosen, out, ok in zip(queries, demos[name], outputs, correct, strict=True)
+            {
+                "strategy": name,
+                "id": q.id,
+                "prediction": out,
+                "correct": None if correct is None else correct[i],
+                "demo_ids": [d.key for d in chosen],
+            }
+            for i, (q, chosen, out) in enumerate(zip(queries, demos[name], outputs, strict=True))
         )
     add_relative_metrics(results)
 
@@ -461,7 +539,7 @@ def run_icl_benchmark(
     paired = {
         f"{a}_vs_{b}": paired_comparison(correct_by[a], correct_by[b], seed=seed)
         for a, b in PAIRS
-        if a in correct_by and b in correct_by
+        if gen is not None and a in correct_by and b in correct_by
     }
     return {
         "benchmark": "icl",
@@ -469,8 +547,9 @@ def run_icl_benchmark(
         "pool_digest": file_digest(pool),
         "n_queries": len(queries),
         "k": k,
-        "model": gen.model,
-        "backend": gen.backend,
+        "requests": None if requests is None else "reworded",
+        "model": None if gen is None else gen.model,
+        "backend": None if gen is None else gen.backend,
         "max_tokens": max_tokens,
         "stop": list(STOP),
         "decoding": "greedy",
@@ -489,15 +568,50 @@ def run_icl_benchmark(
 
 
 def results_markdown(results: dict[str, Any]) -> str:
-    """results.md: one row per strategy, then the paired tests and provenance."""
+    """results.md: one row per strategy, then the paired tests and provenance.
+
+    A selection-only run (no generator) has the task-match table alone.
+    """
+    strategies = results["strategies"]
     collections = sorted(
-        {name for metrics in results["strategies"].values() for name in metrics["by_collection"]},
+        {name for metrics in strategies.values() for name in metrics["same_task_by_collection"]},
         key=lambda name: (list(COLLECTION_LABELS).index(name) if name in COLLECTION_LABELS else 99, name),
     )
-    headers = ["strategy", "accuracy [95% CI]", "same-task", *(COLLECTION_LABELS.get(c, c) for c in collections)]
-    headers.append("gain captured")
+    labels = [COLLECTION_LABELS.get(c, c) for c in collections]
+    generated = results["model"] is not None
+    wording = "reworded requests (--requests)" if results.get("requests") else "the pool's own wording"
+    same_task_table = _report.markdown_table(
+        ["strategy", "same-task", *labels],
+        [
+            [
+                name,
+                _report.format_value(metrics["same_task_rate"]),
+                *(_report.format_value(metrics["same_task_by_collection"].get(c)) for c in collections),
+            ]
+            for name, metrics in strategies.items()
+        ],
+    )
+    intro = (
+        f"{results['n_queries']} queries (leave-one-out) asked in {wording}, k = {results['k']}. "
+        "same-task: share of demonstrations from the query's task."
+    )
+    if not generated:
+        return "\n".join(
+            [
+                "# Demonstration task match by selection strategy (selection only)",
+                "",
+                intro,
+                "",
+                same_task_table,
+                "",
+                "## Provenance",
+                "",
+                _report.provenance_markdown(results),
+            ]
+        )
+    headers = ["strategy", "accuracy [95% CI]", "same-task", *labels, "gain captured"]
     table_rows = []
-    for name, metrics in results["strategies"].items():
+    for name, metrics in strategies.items():
         table_rows.append(
             [
                 name,
@@ -528,13 +642,16 @@ def results_markdown(results: dict[str, Any]) -> str:
     parts = [
         "# ICL accuracy by demonstration-selection strategy",
         "",
-        f"{results['n_queries']} queries (leave-one-out), k = {results['k']}, {results['backend']} "
-        f"`{Path(results['model']).name}`, greedy, max_tokens = {results['max_tokens']}, stop at newline. "
-        "Accuracy: normalised exact match (or the row's `contains` / `exact_set` metric). "
-        "same-task: share of demonstrations from the query's task. gain captured: "
-        "(acc - acc_random) / (acc_oracle - acc_random).",
+        f"{intro} {results['backend']} `{Path(results['model']).name}`, greedy, "
+        f"max_tokens = {results['max_tokens']}, stop at newline. "
+        "Accuracy (per collection in the middle columns): normalised exact match (or the row's "
+        "`contains` / `exact_set` metric). gain captured: (acc - acc_random) / (acc_oracle - acc_random).",
         "",
         _report.markdown_table(headers, table_rows),
+        "",
+        "## Same-task rate per collection",
+        "",
+        same_task_table,
         "",
         "## Paired comparisons (same queries)",
         "",
@@ -563,7 +680,8 @@ def results_markdown(results: dict[str, Any]) -> str:
 
 
 def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Path]:
-    """Write results.json (without per-query records), predictions.jsonl, results.md, accuracy.png."""
+    """Write results.json (without per-query records), predictions.jsonl, results.md and, when
+    answers were generated, accuracy.png."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {key: value for key, value in results.items() if key != "predictions"}
@@ -572,13 +690,14 @@ def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Path]:
     paths["predictions"] = out / "predictions.jsonl"
     paths["predictions"].write_text("\n".join(lines) + "\n", "utf-8")
     paths["markdown"] = _report.write_markdown(out / "results.md", results_markdown(results))
-    names = list(results["strategies"])
-    paths["plot"] = _report.bar_chart(
-        out / "accuracy.png",
-        names,
-        [results["strategies"][name]["accuracy"] for name in names],
-        ci=[results["strategies"][name]["ci95"] for name in names],
-        ylabel="accuracy",
-        title=f"ICL accuracy, k={results['k']}, n={results['n_queries']} ({Path(results['model']).name})",
-    )
+    if results["model"] is not None:
+        names = list(results["strategies"])
+        paths["plot"] = _report.bar_chart(
+            out / "accuracy.png",
+            names,
+            [results["strategies"][name]["accuracy"] for name in names],
+            ci=[results["strategies"][name]["ci95"] for name in names],
+            ylabel="accuracy",
+            title=f"ICL accuracy, k={results['k']}, n={results['n_queries']} ({Path(results['model']).name})",
+        )
     return paths

@@ -18,6 +18,8 @@ from benchmarks.icl import (
     load_rows,
     make_selector,
     read_query_ids,
+    read_requests,
+    reworded,
     select_for_queries,
     strategy_metrics,
 )
@@ -29,7 +31,7 @@ from benchmarks.scoring import (
     paired_comparison,
     score_answer,
 )
-from icl_retriever.errors import PoolFormatError
+from icl_retriever.errors import IclRetrieverError, PoolFormatError
 from icl_retriever.example import Example
 from tests.conftest import SHARED_DATA
 
@@ -294,8 +296,34 @@ def test_strategy_metrics_task_and_family_rates() -> None:
     assert metrics["same_task_rate"] == 0.5
     assert metrics["same_family_other_task_rate"] == 0.25
     assert metrics["by_collection"] == {"C": 1.0}
+    assert metrics["same_task_by_collection"] == {"C": 0.5}
     zero = strategy_metrics(queries, rows, [[]], [False], seed=0)
     assert zero["same_task_rate"] is None and zero["accuracy"] == 0.0
+    # Selection only: no answers, so no accuracy.
+    selection = strategy_metrics(queries, rows, demos, None, seed=0)
+    assert "accuracy" not in selection and selection["same_task_rate"] == 0.5
+
+
+def test_read_requests_and_reworded_queries(tmp_path: Path) -> None:
+    rows = _toy_rows()
+    good = tmp_path / "fresh.jsonl"
+    good.write_text(
+        json.dumps({"id": "q1", "instruction": "", "input": "Say it in other words."}) + "\n\n"
+        + json.dumps({"id": "a1", "instruction": "Other words.", "input": "x"}) + "\n"
+    )  # fmt: skip
+    requests = read_requests(good)
+    assert requests == {"q1": ("", "Say it in other words."), "a1": ("Other words.", "x")}
+    asked = reworded(rows["q1"], *requests["q1"])
+    # An empty instruction moves the input into it, as for pool rows; answers and task stay.
+    assert (asked.example.instruction, asked.example.input) == ("Say it in other words.", "")
+    assert (asked.id, asked.task, asked.answers, asked.collection) == ("q1", "sentiment", rows["q1"].answers, "C")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "q1", "instruction": "x"}) + "\n")
+    with pytest.raises(IclRetrieverError, match=r"bad.jsonl:1: field 'input' must be a string, got None"):
+        read_requests(bad)
+    bad.write_text(json.dumps({"id": "q1", "instruction": "x", "input": ""}) + "\n{oops\n")
+    with pytest.raises(IclRetrieverError, match=r"bad.jsonl:2: not valid JSON"):
+        read_requests(bad)
 
 
 @needs_iclmix
@@ -412,6 +440,46 @@ def _run_cli(
 def test_bench_icl_end_to_end_transformers(small_pool: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
     # Five strategies keep it fast: bm25 and pie-untrained run in the leave-one-out test above.
     _run_cli(small_pool, tmp_path, "transformers", ["zero", "random", "semantic", "pie", "oracle"])
+
+
+@needs_iclmix
+def test_bench_icl_select_only_with_reworded_requests(small_pool: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from icl_retriever.cli import app
+
+    pool, ids, queries = small_pool
+    rows = load_rows(pool)
+    # Reword each query by prefixing a sentence no pool row uses; the answers stay the pool row's.
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(
+        "".join(
+            json.dumps({"id": q, "instruction": rows[q].example.instruction, "input": "Please help. " + rows[q].example.input})
+            + "\n"
+            for q in queries
+        )
+    )
+    out = tmp_path / "out"
+    args = [
+        "bench", "icl", "--pool", pool, "--queries", ids, "--limit", 10, "--strategies", "random,semantic,oracle",
+        "--requests", requests, "--select-only", "--cache", tmp_path / "cache", "--out", out, "--json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.stdout)
+    assert results["model"] is None and results["requests"] == "reworded" and results["paired"] == {}
+    assert {p.name for p in out.iterdir()} == {"results.json", "results.md", "predictions.jsonl"}
+    assert results["strategies"]["oracle"]["same_task_rate"] == 1.0
+    assert "accuracy" not in results["strategies"]["semantic"]
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert all(p["prediction"] is None and p["id"] not in p["demo_ids"] for p in predictions)
+    table = (out / "results.md").read_text()
+    assert "(selection only)" in table and "asked in reworded requests" in table
+    assert "| strategy | same-task | T0/P3 | NI v1 | Instr. Induction |" in table
+    # A requests file that misses a query id is an error naming it.
+    requests.write_text(requests.read_text().split("\n", 1)[1])
+    result = CliRunner().invoke(app, [str(arg) for arg in args])
+    assert result.exit_code == 1 and "have no line in the requests file" in result.stderr
 
 
 @needs_iclmix

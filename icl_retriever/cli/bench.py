@@ -16,6 +16,17 @@ from icl_retriever.generators import Backend
 def icl(
     pool: Annotated[Path, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers.")],
     queries: Annotated[Path, typer.Option("--queries", help="File of query ids, one per line.")],
+    requests: Annotated[
+        Path | None,
+        typer.Option(
+            "--requests",
+            help="JSONL {id, instruction, input}: ask each query in these words (gold answers and task "
+            "stay the pool row's), e.g. ../shared/data/iclmix/dev_fresh.jsonl.",
+        ),
+    ] = None,
+    select_only: Annotated[
+        bool, typer.Option("--select-only", help="Choose demonstrations and report task match; generate nothing.")
+    ] = False,
     strategies: Annotated[
         str,
         typer.Option(help="Comma-separated: zero, random, bm25, semantic, pie-untrained, pie-cosine, pie, oracle."),
@@ -46,9 +57,11 @@ def icl(
 
     Example: icl-retriever bench icl --pool ../shared/data/iclmix/pool.jsonl
     --queries ../shared/data/iclmix/dev_ids.txt --out benchmarks/results/iclmix-dev
+    (add --requests ../shared/data/iclmix/dev_fresh.jsonl for the fresh wording, --select-only for
+    the task match alone)
     """
     from benchmarks import _report
-    from benchmarks.icl import read_query_ids, results_markdown, run_icl_benchmark, write_results
+    from benchmarks.icl import read_query_ids, read_requests, results_markdown, run_icl_benchmark, write_results
     from icl_retriever.generators import make_generator
 
     query_ids = read_query_ids(queries)[:limit]
@@ -57,8 +70,9 @@ def icl(
     results = run_icl_benchmark(
         pool,
         query_ids,
-        generator=lambda: make_generator(backend, model, base_url),
+        generator=None if select_only else lambda: make_generator(backend, model, base_url),
         strategies=names,
+        requests=None if requests is None else read_requests(requests),
         k=k,
         seed=seed,
         max_tokens=max_tokens,
@@ -81,7 +95,11 @@ def ieb(
         Path | None, typer.Option("--model", help="Trained PIE folder or checkpoint (default: shipped weights / MiniLM).")
     ] = None,
     embedder: Annotated[
-        str, typer.Option("--embedder", help="pie (trained), pie-untrained or semantic; comma-separate to compare.")
+        str,
+        typer.Option(
+            "--embedder",
+            help="pie (trained), pie-untrained, pie-decoder (SmolLM2 last token) or semantic; comma-separate to compare.",
+        ),
     ] = "pie",
     data: Annotated[Path, typer.Option("--data", help="Folder with the IEB test files.")] = Path("../shared/data/ieb"),
     out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json and results.md.")] = None,
@@ -99,13 +117,13 @@ def ieb(
 
     kinds = [kind.strip() for kind in embedder.split(",") if kind.strip()]
     for kind in kinds:
-        if kind not in {"pie", "pie-untrained", "semantic"}:
-            raise IclRetrieverError(f"Unknown --embedder {kind!r}; expected pie, pie-untrained or semantic.")
+        if kind not in {"pie", "pie-untrained", "pie-decoder", "semantic"}:
+            raise IclRetrieverError(f"Unknown --embedder {kind!r}; expected pie, pie-untrained, pie-decoder or semantic.")
     header = _report.provenance(seed=SEED)
     results = {}
     for kind in kinds:
         log(f"IEB: embedding with {kind} ...")
-        # --model names trained weights for `pie`; the other kinds keep the packaged MiniLM.
+        # --model names trained weights for `pie`; the other kinds keep their packaged model.
         weights = model if kind == "pie" or len(kinds) == 1 else None
         results[kind] = evaluate_ieb(load_embedder(kind, weights), data)  # type: ignore[arg-type]
     if out is not None:

@@ -4,18 +4,20 @@ Each query is answered with k demonstrations chosen by one strategy, leave-one-o
 own row is never a candidate). All strategies share the prompt format (`icl_retriever.prompt`) and
 one generator, with greedy decoding, one batched `generate` call per strategy.
 
-Strategies: `zero` (no demonstrations), `random`, `bm25`, `semantic`, `pie-untrained`, `pie` (the
-library's selectors with their defaults), `pie-cosine` (trained PIE nearest neighbours without the
-template and content re-scoring: an ablation) and `oracle` (random demonstrations of the query's
-own task, the ceiling).
+Strategies: `zero` (no demonstrations), `random`, `bm25`, `semantic` (MiniLM over instruction +
+input), nearest neighbours under the other embedders — `pie-minilm` (MiniLM reading the PIE
+prompt), `pie-decoder` (the paper's PIE: SmolLM2 reading the PIE prompt, last token),
+`minilm-verbnoun` (MiniLM fine-tuned on verb|noun labels, no prompt) — then `task` (the
+library's default: `TaskExampleSelector` over the task embedder) and `oracle` (random
+demonstrations of the query's own task, the ceiling).
 Only the oracle ever sees a task label; the others get the query's instruction and input alone.
 
 Example:
     >>> from icl_retriever.generators import make_generator          # doctest: +SKIP
     >>> results = run_icl_benchmark(                                   # doctest: +SKIP
     ...     "../shared/data/iclmix/pool.jsonl", read_query_ids("../shared/data/iclmix/dev_ids.txt"),
-    ...     generator=lambda: make_generator("vllm"), strategies=["random", "pie"])
-    >>> results["strategies"]["pie"]["accuracy"]                      # doctest: +SKIP
+    ...     generator=lambda: make_generator("vllm"), strategies=["random", "task"])
+    >>> results["strategies"]["task"]["accuracy"]                      # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -41,22 +43,25 @@ from icl_retriever.example import Example
 from icl_retriever.generators import Generator
 from icl_retriever.store import ExampleStore, Hit, collection_name
 
-STRATEGIES: tuple[str, ...] = ("zero", "random", "bm25", "semantic", "pie-untrained", "pie-cosine", "pie", "oracle")
+STRATEGIES: tuple[str, ...] = (
+    "zero", "random", "bm25", "semantic", "pie-minilm", "pie-decoder", "minilm-verbnoun", "task", "oracle",
+)  # fmt: skip
 #: Strategies that need the pool embedded, and the embedder kind each uses.
 EMBEDDER_OF: dict[str, str] = {
     "semantic": "semantic",
-    "pie-untrained": "pie-untrained",
-    "pie-cosine": "pie",
-    "pie": "pie",
+    "pie-minilm": "pie-minilm",
+    "pie-decoder": "pie-decoder",
+    "minilm-verbnoun": "trained",
+    "task": "task",
 }
 #: Paired tests reported when both strategies ran; the first is the headline comparison.
 PAIRS: tuple[tuple[str, str], ...] = (
-    ("pie", "semantic"),
-    ("pie", "bm25"),
-    ("pie", "pie-untrained"),
-    ("pie", "pie-cosine"),
-    ("pie", "random"),
-    ("pie-untrained", "semantic"),
+    ("task", "semantic"),
+    ("task", "bm25"),
+    ("task", "pie-minilm"),
+    ("task", "pie-decoder"),
+    ("task", "minilm-verbnoun"),
+    ("task", "random"),
 )
 #: Table columns for the collections of iclmix; other pools show their own collection names.
 COLLECTION_LABELS: dict[str, str] = {
@@ -261,7 +266,7 @@ def embedding_store(
     from icl_retriever.embedders import load_embedder
 
     start = time.perf_counter()
-    embedder = load_embedder(kind, pie_weights if kind == "pie" else None)  # type: ignore[arg-type]
+    embedder = load_embedder(kind, pie_weights if kind == "trained" else None)  # type: ignore[arg-type]
     digest = hashlib.sha256(embedder.fingerprint.encode()).hexdigest()[:12]
     store = ExampleStore(embedder, collection_name(f"{kind}-{digest}"), path=cache)
     done = [0]
@@ -286,7 +291,7 @@ def make_selector(name: str, store: ExampleStore | None, examples: list[Example]
     from icl_retriever.selectors import (
         BM25ExampleSelector,
         RandomExampleSelector,
-        SemanticExampleSelector,
+        SimilarityExampleSelector,
         TaskExampleSelector,
     )
 
@@ -300,12 +305,10 @@ def make_selector(name: str, store: ExampleStore | None, examples: list[Example]
         return RandomExampleSelector(store=store, k=k, seed=seed)
     if name == "bm25":
         return BM25ExampleSelector(store=store, k=k)
-    if name == "semantic":
-        return SemanticExampleSelector(store=store, k=k)
-    if name in ("pie", "pie-untrained"):
+    if name == "task":
         return TaskExampleSelector(store=store, k=k)
-    if name == "pie-cosine":
-        return TaskExampleSelector(store=store, k=k, template_weight=0.0, content_weight=0.0)
+    if name in EMBEDDER_OF:
+        return SimilarityExampleSelector(store=store, k=k)
     raise IclRetrieverError(f"Unknown strategy {name!r}; expected some of {', '.join(STRATEGIES)}.")
 
 

@@ -10,7 +10,7 @@ and task-match retrieval.
   nearest has it).
 
 Every text goes through `embedder.text_for(instruction, input)`, so PIE embeds the instruction
-and the semantic baseline instruction + input.
+and the semantic baseline instruction + input; the task embedder gets both of its views.
 
 Example:
     >>> from icl_retriever.embedders import load_embedder
@@ -44,7 +44,15 @@ def _read(data_dir: Path, name: str) -> Any:
 
 
 def _embed(embedder: Embedder, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-    return embedder.embed_documents([embedder.text_for(instruction, inp) for instruction, inp in pairs])
+    from icl_retriever.lexical import TemplateStats, task_text
+    from icl_retriever.task_embedder import TaskEmbedder
+
+    texts = [embedder.text_for(instruction, inp) for instruction, inp in pairs]
+    if isinstance(embedder, TaskEmbedder):
+        # IEB has no pool to find templates in: the task view is the instruction (tokenised).
+        no_pool = TemplateStats()
+        return embedder.embed_views([task_text(instruction, inp, no_pool) for instruction, inp in pairs], texts)
+    return embedder.embed_documents(texts)
 
 
 def clustering_metrics(vectors: np.ndarray, labels: Sequence[str], seed: int = SEED) -> dict[str, float]:

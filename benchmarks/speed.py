@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pool", type=Path, default=ROOT / "examples" / "pool.jsonl")
     parser.add_argument("--requests", type=Path, default=ROOT / "tests" / "data" / "retrieval_requests.jsonl")
-    parser.add_argument("--embedder", default="pie", choices=["pie", "pie-untrained", "semantic"])
+    parser.add_argument("--embedder", default="task", choices=["task", "pie-minilm", "pie-decoder", "trained", "semantic"])
     parser.add_argument("--rounds", type=int, default=5, help="Passes over the requests for the latency median.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed")
     args = parser.parse_args(argv)

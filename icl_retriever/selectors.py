@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import random
 import re
+from dataclasses import replace
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -27,11 +28,12 @@ import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
 from pydantic import BaseModel, ConfigDict, Field
 
-from icl_retriever.embedders import PIEEmbedder, SemanticEmbedder
+from icl_retriever.embedders import SemanticEmbedder
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
-from icl_retriever.lexical import ContentIndex, TemplateVocabulary
-from icl_retriever.store import Hit, ExampleStore
+from icl_retriever.lexical import TemplateStats, strip_shared_content, task_text, word_overlap
+from icl_retriever.store import ExampleStore, Hit
+from icl_retriever.task_embedder import TaskEmbedder
 
 
 def _word_count(text: str) -> int:
@@ -159,58 +161,70 @@ class _EmbedderBoundSelector(SimilarityExampleSelector):
             )
 
 
-class TaskExampleSelector(_EmbedderBoundSelector):
-    """Demonstrations that ask for the same task: nearest neighbours under a PIE embedder, re-scored.
+class TaskExampleSelector(_StoreSelector):
+    """Demonstrations that ask for the same task as the request, however the request is worded.
 
-    PIE's `fetch_k` nearest examples are ranked by
+    Needs a store built with the task embedder (`icl_retriever.task_embedder`). For a request:
 
-        score = PIE cosine + template_weight * template overlap + content_weight * content similarity
+    1. Its task wording: the instruction when the input is separate; for a whole prompt in the
+       instruction, the prompt minus the content it shares with its `strip_k` nearest pool
+       examples by content (`lexical.strip_shared_content`).
+    2. The `fetch_k` nearest examples under `task cosine + content_weight x content cosine`.
+    3. Ranked by `score = task cosine + content_weight x content cosine + overlap_weight x
+       word overlap` of the task wordings (`lexical.word_overlap`, unigrams and bigrams averaged).
 
-    Template overlap (`icl_retriever.lexical`) is the Jaccard overlap of the word 4-grams that
-    recur across the pool, i.e. prompt-template wording: it tells apart sibling tasks whose prompts
-    differ in a few template words. Content similarity (TF-IDF cosine of instruction + input) is
-    a smaller term that, among examples of the same task, prefers those about similar content.
-    Both weights at 0 give plain PIE nearest neighbours.
+    Nothing is read beyond the fetched examples, and no task label is used.
     """
 
-    _embedder_type = PIEEmbedder
-    _embedder_name = "pie"
-
     fetch_k: int = Field(default=50, ge=1)
-    """PIE's nearest examples that are re-scored (and considered by MMR)."""
-    template_weight: float = Field(default=1.0, ge=0.0)
-    """Weight of the template overlap (itself in [0, 1])."""
+    """Nearest examples that are re-scored (and considered by MMR)."""
     content_weight: float = Field(default=0.3, ge=0.0)
-    """Weight of the content similarity (itself in [0, 1])."""
+    """Weight of the content view's cosine: prefers examples whose input looks like the request's."""
+    overlap_weight: float = Field(default=0.4, ge=0.0)
+    """Weight of the word overlap of the task wordings (itself in [0, 1])."""
+    strip_k: int = Field(default=10, ge=0)
+    """Nearest examples by content whose shared content is cut from a whole-prompt request."""
+    mmr: bool = False
+    """Use maximal marginal relevance over the re-scored candidates."""
+    lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
+    """MMR trade-off: 1 = pure relevance, 0 = pure diversity."""
+
+    def model_post_init(self, context: Any) -> None:
+        if not isinstance(self.store.embedder, TaskEmbedder):
+            raise IclRetrieverError(
+                f"TaskExampleSelector needs a store built with the task embedder; '{self.store.name}' uses "
+                f"{self.store.fingerprint}. Index the pool with --embedder task."
+            )
+
+    def _task_wording(self, instruction: str, text_input: str, content: np.ndarray, excluded: set[str]) -> str:
+        """The request's task wording (step 1 above)."""
+        if text_input.strip() or self.strip_k == 0:
+            return task_text(instruction, text_input, TemplateStats())
+        embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
+        by_content = embedder.query_vector(np.zeros(embedder.task.dimension, np.float32), content, 1.0)
+        neighbours = self.store.query(by_content, self.strip_k, where=self.where, exclude_ids=excluded)
+        return strip_shared_content(
+            embedder.text_for(instruction, text_input),
+            [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in neighbours],
+        )
 
     def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
-        if not (self.template_weight or self.content_weight):
-            return super()._rank(instruction, text_input, excluded)
-        hits = self._nearest(instruction, text_input, excluded, max(self.fetch_k, self._candidates_needed()))
-        templates, contents = self._lexicons()
-        task_text = self.store.embedder.text_for
-        template = templates.overlap(
-            task_text(instruction, text_input), [task_text(h.example.instruction, h.example.input) for h in hits]
-        )
-        content = contents.similarity(
-            _content_text(instruction, text_input), [_content_text(h.example.instruction, h.example.input) for h in hits]
-        )
-        scores = np.array([hit.score for hit in hits]) + self.template_weight * template + self.content_weight * content
-        ranked = [Hit(hits[i].example, float(scores[i]), hits[i].vector) for i in np.argsort(-scores, kind="stable")]
+        embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
+        full = embedder.text_for(instruction, text_input)
+        content = embedder.content.embed_query(full)
+        task = self._task_wording(instruction, text_input, content, excluded)
+        task_vector = embedder.task.embed_query(task)
+        query = embedder.query_vector(task_vector, content, self.content_weight)
+        n = max(self.fetch_k, self._candidates_needed())
+        hits = self.store.query(query, n, where=self.where, exclude_ids=excluded, with_vectors=True)
+        if not hits:
+            return []
+        task_views, content_views = embedder.split(np.stack([hit.vector for hit in hits]))
+        their_tasks = [hit.task_text or "" for hit in hits]
+        overlap = (word_overlap(task, their_tasks, 1) + word_overlap(task, their_tasks, 2)) / 2
+        scores = task_views @ task_vector + self.content_weight * (content_views @ content) + self.overlap_weight * overlap
+        ranked = [replace(hits[i], score=float(scores[i])) for i in np.argsort(-scores, kind="stable")]
         return _mmr(ranked, len(ranked), self.lambda_mult) if self.mmr else ranked
-
-    def _lexicons(self) -> tuple[TemplateVocabulary, ContentIndex]:
-        pool = self._pool()
-        cached = self.__dict__.get("_cached_lexicons")
-        if cached is None or cached[0] is not pool:
-            embedder = self.store.embedder
-            cached = (
-                pool,
-                TemplateVocabulary([embedder.text_for(e.instruction, e.input) for e in pool]),
-                ContentIndex([_content_text(e.instruction, e.input) for e in pool]),
-            )
-            self.__dict__["_cached_lexicons"] = cached
-        return cached[1], cached[2]
 
 
 class SemanticExampleSelector(_EmbedderBoundSelector):
@@ -287,8 +301,9 @@ def _as_dict(hit: Hit) -> dict[str, Any]:
     return {**hit.example.to_prompt_dict(), "score": score}
 
 
-def selector_for_store(store: ExampleStore, **options: Any) -> SimilarityExampleSelector:
-    """The similarity selector that matches the store's embedder (task for PIE, else semantic)."""
-    if isinstance(store.embedder, PIEEmbedder):
+def selector_for_store(store: ExampleStore, **options: Any) -> TaskExampleSelector | SimilarityExampleSelector:
+    """The selector that matches the store's embedder: the task selector for the task embedder,
+    nearest neighbours for any other."""
+    if isinstance(store.embedder, TaskEmbedder):
         return TaskExampleSelector(store=store, **options)
-    return SemanticExampleSelector(store=store, **options)
+    return SimilarityExampleSelector(store=store, **options)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,16 @@ import numpy as np
 from icl_retriever.embedders import Embedder, load_embedder
 from icl_retriever.errors import EmbedderMismatchError, IclRetrieverError, StoreNotFoundError
 from icl_retriever.example import Example
+from icl_retriever.lexical import TemplateStats, task_text
+from icl_retriever.task_embedder import TaskEmbedder
 
 DEFAULT_STORE_DIR = Path("stores")
 _EXAMPLE_KEY = "_example"
 _HASH_KEY = "_hash"
+_TASK_KEY = "_task_text"
 _EMBED_CHUNK = 256
+#: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
+TEMPLATE_STATS_FILE = "template_stats.npz"
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class Hit:
     example: Example
     score: float
     vector: np.ndarray | None = None
+    task_text: str | None = None
+    """The example's task wording as indexed (stores built with the task embedder only)."""
 
 
 def collection_name(name: str) -> str:
@@ -94,6 +102,8 @@ class ExampleStore:
         self.embedder = embedder
         self.name = name
         self.location = url if url is not None else str(Path(path) / name)
+        # Kept on this machine even for a Chroma server: only indexing reads them.
+        self._stats_path = Path(path) / name / TEMPLATE_STATS_FILE
         self._client = _client(Path(path) / name, url)
         self._collection_name = collection_name(name)
         self._collection = self._client.get_or_create_collection(
@@ -116,18 +126,32 @@ class ExampleStore:
         cls, name: str, path: str | Path = DEFAULT_STORE_DIR, url: str | None = None
     ) -> ExampleStore:
         """Open an existing index with the embedder recorded in it."""
-        if url is None and not (Path(path) / name).is_dir():
-            raise StoreNotFoundError(
-                f"No index named '{name}' in {path}/. Create it with `icl-retriever index POOL --name {name}`."
-            )
         collection = cls._existing_collection(name, path, url)
         spec = json.loads((collection.metadata or {}).get("embedder_spec", "{}"))
         if "kind" not in spec:
             raise IclRetrieverError(f"Index '{name}' does not record its embedder; rebuild it with `icl-retriever index`.")
         return cls(load_embedder(spec["kind"], spec.get("model")), name, path, url)
 
+    @classmethod
+    def describe(cls, name: str, path: str | Path = DEFAULT_STORE_DIR, url: str | None = None) -> dict[str, Any]:
+        """Size and embedder of an existing index, read from Chroma without loading any model."""
+        collection = cls._existing_collection(name, path, url)
+        metadata = collection.metadata or {}
+        return {
+            "store": url if url is not None else str(Path(path) / name),
+            "name": name,
+            "count": int(collection.count()),
+            "embedder": json.loads(metadata.get("embedder_spec", "{}")),
+            "fingerprint": metadata.get("embedder_fingerprint"),
+            "dimension": metadata.get("dimension"),
+        }
+
     @staticmethod
     def _existing_collection(name: str, path: str | Path, url: str | None) -> Any:
+        if url is None and not (Path(path) / name).is_dir():
+            raise StoreNotFoundError(
+                f"No index named '{name}' in {path}/. Create it with `icl-retriever index POOL --name {name}`."
+            )
         client = _client(Path(path) / name, url)
         try:
             return client.get_collection(collection_name(name))
@@ -151,12 +175,18 @@ class ExampleStore:
         """Add new examples, update changed ones, skip unchanged ones.
 
         Everything is embedded before anything is written, so an error while embedding leaves the
-        index as it was.
+        index as it was. With the task embedder, the new examples are counted into the pool's
+        template statistics first, then embedded (examples indexed earlier keep their skeletons;
+        `rebuild` recomputes them all).
         """
         existing = self._stored_hashes([e.key for e in examples])
         changed = [e for e in examples if existing.get(e.key) != e.content_hash]
-        vectors = _embed(self.embedder, changed, progress)
-        _write(self._client, self._collection, self.embedder, changed, vectors)
+        stats = TemplateStats.load(self._stats_path) if isinstance(self.embedder, TaskEmbedder) else None
+        vectors, task_texts = _embed(self.embedder, changed, progress, stats)
+        _write(self._client, self._collection, self.embedder, changed, vectors, task_texts)
+        if stats is not None and changed:
+            self._stats_path.parent.mkdir(parents=True, exist_ok=True)
+            stats.save(self._stats_path)
         updated = sum(1 for e in changed if e.key in existing)
         return IndexReport(added=len(changed) - updated, updated=updated, unchanged=len(examples) - len(changed))
 
@@ -180,7 +210,8 @@ class ExampleStore:
         The new collection is written under a temporary name and swapped in only when complete,
         so a failure leaves the old index intact.
         """
-        vectors = _embed(embedder, examples, progress)
+        stats = TemplateStats() if isinstance(embedder, TaskEmbedder) else None
+        vectors, task_texts = _embed(embedder, examples, progress, stats)
         client = _client(Path(path) / name, url)
         final_name = collection_name(name)
         temp_name = collection_name(f"{final_name}-rebuild")
@@ -192,10 +223,12 @@ class ExampleStore:
             metadata=_collection_metadata(embedder),
             embedding_function=None,
         )
-        _write(client, temp, embedder, examples, vectors)
+        _write(client, temp, embedder, examples, vectors, task_texts)
         if final_name in {c.name for c in client.list_collections()}:
             client.delete_collection(final_name)
         temp.modify(name=final_name)
+        if stats is not None:
+            stats.save(Path(path) / name / TEMPLATE_STATS_FILE)
         return cls(embedder, name, path, url), IndexReport(added=len(examples), updated=0, unchanged=0)
 
     def _stored_hashes(self, keys: Iterable[str]) -> dict[str, str]:
@@ -223,12 +256,13 @@ class ExampleStore:
         if n <= 0 or available == 0:
             return []
         include = ["metadatas", "distances"] + (["embeddings"] if with_vectors else [])
-        result = self._collection.query(
-            query_embeddings=[np.asarray(vector, dtype=np.float32)],
-            n_results=min(n + len(exclude), available),
-            where=dict(where) if where else None,
-            include=include,
-        )
+        with _where_errors(where):
+            result = self._collection.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                n_results=min(n + len(exclude), available),
+                where=dict(where) if where else None,
+                include=include,
+            )
         hits = []
         vectors = result["embeddings"][0] if with_vectors else None
         for i, (key, metadata, distance) in enumerate(
@@ -237,14 +271,29 @@ class ExampleStore:
             if key in exclude:
                 continue
             vec = np.asarray(vectors[i], dtype=np.float32) if vectors is not None else None
-            hits.append(Hit(_example_from(metadata), 1.0 - float(distance), vec))
+            hits.append(Hit(_example_from(metadata), 1.0 - float(distance), vec, metadata.get(_TASK_KEY)))
         return hits[:n]
 
     def examples(self, where: Mapping[str, Any] | None = None) -> list[Example]:
         """All stored examples (optionally filtered), in id order."""
-        found = self._collection.get(where=dict(where) if where else None, include=["metadatas"])
+        with _where_errors(where):
+            found = self._collection.get(where=dict(where) if where else None, include=["metadatas"])
         pairs = sorted(zip(found["ids"], found["metadatas"]), key=lambda pair: pair[0])
         return [_example_from(metadata) for _, metadata in pairs]
+
+
+@contextmanager
+def _where_errors(where: Mapping[str, Any] | None) -> Iterator[None]:
+    """Chroma rejects a malformed `where` filter with a ValueError: say which filter, and the syntax."""
+    try:
+        yield
+    except ValueError as exc:
+        if not where:
+            raise
+        raise IclRetrieverError(
+            f"The metadata filter {json.dumps(where)} is not valid: {exc} Use Chroma's where syntax, e.g. "
+            '\'{"topic": "food"}\', \'{"n": {"$gte": 2}}\' or \'{"$and": [{"a": 1}, {"b": 2}]}\'.'
+        ) from exc
 
 
 def _collection_metadata(embedder: Embedder) -> dict[str, Any]:
@@ -255,25 +304,51 @@ def _collection_metadata(embedder: Embedder) -> dict[str, Any]:
     }
 
 
-def _embed(embedder: Embedder, examples: Sequence[Example], progress: Callable[[int], None] | None) -> np.ndarray:
+def _embed(
+    embedder: Embedder,
+    examples: Sequence[Example],
+    progress: Callable[[int], None] | None,
+    stats: TemplateStats | None = None,
+) -> tuple[np.ndarray, list[str] | None]:
+    """Vectors of the examples and, with the task embedder (`stats` given), their task texts."""
     texts = [embedder.text_for(e.instruction, e.input) for e in examples]
+    task_texts = None
+    if stats is not None:
+        stats.add(texts)
+        task_texts = [task_text(e.instruction, e.input, stats) for e in examples]
     chunks = []
     for start in range(0, len(texts), _EMBED_CHUNK):
-        chunks.append(embedder.embed_documents(texts[start : start + _EMBED_CHUNK]))
+        part = texts[start : start + _EMBED_CHUNK]
+        if task_texts is not None and isinstance(embedder, TaskEmbedder):
+            chunks.append(embedder.embed_views(task_texts[start : start + _EMBED_CHUNK], part))
+        else:
+            chunks.append(embedder.embed_documents(part))
         if progress is not None:
             progress(len(chunks[-1]))
-    return np.concatenate(chunks) if chunks else np.zeros((0, embedder.dimension), np.float32)
+    vectors = np.concatenate(chunks) if chunks else np.zeros((0, embedder.dimension), np.float32)
+    return vectors, task_texts
 
 
-def _write(client: Any, collection: Any, embedder: Embedder, examples: Sequence[Example], vectors: np.ndarray) -> None:
+def _write(
+    client: Any,
+    collection: Any,
+    embedder: Embedder,
+    examples: Sequence[Example],
+    vectors: np.ndarray,
+    task_texts: Sequence[str] | None,
+) -> None:
     batch = client.get_max_batch_size()
     for start in range(0, len(examples), batch):
         part = examples[start : start + batch]
+        metadatas = [_record_metadata(e) for e in part]
+        if task_texts is not None:
+            for metadata, text in zip(metadatas, task_texts[start : start + batch]):
+                metadata[_TASK_KEY] = text
         collection.upsert(
             ids=[e.key for e in part],
             embeddings=vectors[start : start + batch],
             documents=[embedder.text_for(e.instruction, e.input) for e in part],
-            metadatas=[_record_metadata(e) for e in part],
+            metadatas=metadatas,
         )
 
 

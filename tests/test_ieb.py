@@ -67,7 +67,7 @@ def test_evaluate_ieb_on_a_slice(small_ieb: Path, semantic) -> None:  # type: ig
     assert 0.0 <= metrics["retrieval"]["match@1"] <= metrics["retrieval"]["hit@2"] <= 1.0
     assert "| semantic |" in results_markdown({"semantic": metrics})
     # The shipped task embedder finds same-task neighbours the topic baseline misses.
-    trained = evaluate_ieb(load_embedder("pie"), small_ieb)
+    trained = evaluate_ieb(load_embedder("trained"), small_ieb)
     assert trained["retrieval"]["match@1"] > metrics["retrieval"]["match@1"] + 0.2
     assert trained["iis"]["spearman"] > metrics["iis"]["spearman"]
 

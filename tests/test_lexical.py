@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from icl_retriever.lexical import ContentIndex, TemplateVocabulary, word_ngrams
+from icl_retriever.lexical import TemplateStats, strip_shared_content, task_text, tokens, word_overlap
 
 STORIES = [
     "Mia left her umbrella on the bus and walked home in the rain.",
@@ -19,47 +19,66 @@ def text_prompt(story: str) -> str:
     return f"{story}\nWhy did this happen?\n- None of the above choices ."
 
 
-def test_word_ngrams_are_lowercased_and_distinct():
-    assert word_ngrams("A b, A b, a B", 2) == word_ngrams("a b , a", 2)
-    assert len(word_ngrams("one two three", 2)) == 2
-    assert word_ngrams("one", 2) == frozenset()
+def test_tokens_are_lowercased_words_and_punctuation():
+    assert tokens("Is it GOOD? Yes, it's good.") == ["is", "it", "good", "?", "yes", ",", "it", "'", "s", "good", "."]
 
 
-def test_template_wording_is_what_many_texts_repeat():
-    pool = [letter_prompt(s) for s in STORIES] + [text_prompt(s) for s in STORIES]
-    vocabulary = TemplateVocabulary(pool)
-    assert vocabulary.min_count == 3  # the floor: 0.3 % of 8 texts is less than one
-    # A story's words occur in two texts (one per template): never template wording.
-    assert not word_ngrams(STORIES[0], 4) & vocabulary.grams
-    query = letter_prompt("A dog barked all night long.")
-    overlap = vocabulary.overlap(query, [letter_prompt(STORIES[1]), text_prompt(STORIES[1]), STORIES[1]])
-    assert overlap[0] == pytest.approx(1.0)  # same template, other story
-    assert overlap[1] < 0.2 and overlap[2] == 0.0
-    assert TemplateVocabulary(pool, min_share=0.5).min_count == 4
+def test_skeleton_keeps_what_many_texts_repeat():
+    stats = TemplateStats()
+    stats.add([letter_prompt(s) for s in STORIES] + [text_prompt(s) for s in STORIES])
+    assert stats.documents == 8 and stats.threshold == 3
+    # The story's final full stop starts every template: it is template wording too.
+    assert stats.skeleton(letter_prompt("A brand new story about a cat.")) == (
+        "... . according to the above context , choose the best option . options : a . yes b . no"
+    )
+    assert stats.skeleton(text_prompt(STORIES[0])) == "... . why did this happen ? - none of the above choices ."
+    # Nothing frequent: the text comes back whole, tokenised.
+    assert stats.skeleton("Completely unrelated words here.") == "completely unrelated words here ."
 
 
-def test_template_overlap_of_text_without_template_is_zero():
-    vocabulary = TemplateVocabulary([letter_prompt(s) for s in STORIES])
-    assert vocabulary.overlap("nothing in common here at all", ["also nothing in common"]).tolist() == [0.0]
-    assert TemplateVocabulary([]).overlap("a b c d e", ["a b c d e"]).tolist() == [0.0]
+def test_threshold_grows_with_the_pool():
+    stats = TemplateStats(min_share=0.01, min_count=3)
+    stats.add(["one two three four"] * 1000)
+    assert stats.threshold == 10
+    assert stats.skeleton("one two three four") == "one two three four"
 
 
-def test_content_similarity_follows_rare_words():
-    index = ContentIndex([letter_prompt(s) for s in STORIES] + [text_prompt(s) for s in STORIES])
-    query = "Mia forgot her umbrella on the bus."
-    scores = index.similarity(query, [text_prompt(STORIES[0]), text_prompt(STORIES[1]), letter_prompt(STORIES[1])])
-    assert scores[0] > 0.3 > scores[1]
-    assert np.all((scores >= 0) & (scores <= 1))
-    assert ContentIndex(["", "..."]).similarity("anything", ["x"]).tolist() == [0.0]
-    assert index.similarity(query, []).shape == (0,)
+def test_stats_save_and_load_round_trip(tmp_path):
+    stats = TemplateStats()
+    stats.add([letter_prompt(s) for s in STORIES])
+    stats.save(tmp_path / "stats.npz")
+    loaded = TemplateStats.load(tmp_path / "stats.npz")
+    assert loaded.documents == 4 and np.array_equal(loaded.counts, stats.counts)
+    assert not (tmp_path / "stats.npz.tmp").exists()
+    assert TemplateStats.load(tmp_path / "missing.npz").documents == 0
 
 
-def test_pool_texts_are_looked_up_and_others_computed_alike():
-    pool = [letter_prompt(s) for s in STORIES] + [text_prompt(s) for s in STORIES]
-    vocabulary, index = TemplateVocabulary(pool), ContentIndex(pool)
-    query, outsider = "Mia forgot her umbrella.", letter_prompt("A new story about Mia and her umbrella.")
-    assert vocabulary.template_of(pool[0]) == word_ngrams(pool[0], 4) & vocabulary.grams
-    looked_up = index.similarity(query, pool[:2])
-    mixed = index.similarity(query, [*pool[:2], outsider])
-    assert mixed[:2] == pytest.approx(looked_up)
-    assert mixed[2] > 0
+def test_task_text_is_the_instruction_when_the_input_is_separate():
+    stats = TemplateStats()
+    stats.add([text_prompt(s) for s in STORIES])
+    assert task_text("Classify the sentiment.", "Great film!", stats) == "classify the sentiment ."
+    assert task_text(text_prompt("Any story at all."), "", stats) == "... . why did this happen ? - none of the above choices ."
+
+
+def test_strip_shared_content_cuts_the_neighbours_content_not_their_template():
+    story = STORIES[1]
+    sibling = (letter_prompt(story), "... according to the above context , choose the best option . options : a . yes b . no")
+    request = f"{story}\nWhat made this happen? Pick one of the choices below."
+    assert strip_shared_content(request, [sibling]) == "... what made this happen ? pick one of the choices below ."
+    # The sibling's template wording is not content: a request that repeats it keeps it.
+    assert strip_shared_content(letter_prompt(story), [sibling]) == (
+        "... according to the above context , choose the best option . options : a . yes b . no"
+    )
+    # No neighbours, nothing cut.
+    assert strip_shared_content("Why did this happen?", []) == "why did this happen ?"
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(1, [1.0, 2 / 8, 0.0]), (2, [1.0, 0.0, 0.0])],
+)
+def test_word_overlap_is_jaccard_ignoring_gaps(n, expected):
+    query = "answer by more , less"
+    candidates = ["... answer by more , less", "a : more ... b : less", "unrelated"]  # no bigram "more b"
+    assert word_overlap(query, candidates, n) == pytest.approx(expected)
+    assert word_overlap("", [""], 1).tolist() == [0.0]

@@ -171,7 +171,7 @@ def test_ask_cli_end_to_end_with_vllm(tmp_path):
 
     runner = CliRunner()
     index = runner.invoke(app, ["index", str(BUILTIN_POOL), "--store", str(tmp_path), "--name", "pool",
-                                "--embedder", "pie-untrained"])
+                                "--embedder", "pie-minilm"])
     assert index.exit_code == 0, index.output
     result = runner.invoke(app, ["ask", "Is this movie review positive or negative? Answer positive or negative.",
                                  "--input", "The jokes never land and the story is a boring mess.",

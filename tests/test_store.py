@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from icl_retriever.errors import EmbedderMismatchError, StoreNotFoundError
+from icl_retriever.errors import EmbedderMismatchError, IclRetrieverError, StoreNotFoundError
 from icl_retriever.example import Example
-from icl_retriever.store import ExampleStore, collection_name
+from icl_retriever.lexical import TemplateStats
+from icl_retriever.store import TEMPLATE_STATS_FILE, ExampleStore, collection_name
 from tests.conftest import make_examples
 
 
@@ -15,7 +16,7 @@ def test_round_trip_is_exact(tmp_path, pie_untrained):
     reopened = ExampleStore.open("demo", tmp_path)
     assert reopened.examples() == sorted(examples, key=lambda e: e.key)
     assert reopened.fingerprint == pie_untrained.fingerprint
-    assert reopened.embedder.spec == {"kind": "pie-untrained", "model": None}
+    assert reopened.embedder.spec == {"kind": "pie-minilm", "model": None}
 
 
 def test_reindex_is_idempotent_and_updates_changed_records(tmp_path, pie_untrained):
@@ -82,6 +83,19 @@ def test_query_scores_where_and_exclusion(tmp_path, toy):
     assert {h.example.metadata["topic"] for h in store.query(query, 5, where={"topic": "food"})} == {"food"}
 
 
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [({"topic": {"$bogus": 1}}, r"got \$bogus"), ({"$and": []}, r"at least two where expressions")],
+)
+def test_malformed_where_is_a_clear_error(tmp_path, toy, where, reason):
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    with pytest.raises(IclRetrieverError, match=rf"The metadata filter .* is not valid: .*{reason}.*where syntax"):
+        store.query(toy.embed_query("x"), 2, where=where)
+    with pytest.raises(IclRetrieverError, match="is not valid"):
+        store.examples(where=where)
+
+
 def test_open_missing_index(tmp_path):
     with pytest.raises(StoreNotFoundError, match="No index named 'nope'.*icl-retriever index POOL --name nope"):
         ExampleStore.open("nope", tmp_path)
@@ -135,3 +149,27 @@ def test_http_client_against_a_chroma_server(chroma_server, toy):
     assert ExampleStore(toy, "remote pool", url=chroma_server).examples() == sorted(make_examples(), key=lambda e: e.key)
     with pytest.raises(StoreNotFoundError, match="No index named 'other'"):
         ExampleStore.open("other", url=chroma_server)
+
+
+def test_task_store_keeps_task_wordings_and_template_stats(tmp_path, task_embedder):
+    """The task embedder's index records each example's task wording and the pool's 4-gram counts."""
+    from tests.test_lexical import STORIES, letter_prompt
+
+    whole_prompts = [Example(instruction=letter_prompt(s), output="A", id=f"l{n}") for n, s in enumerate(STORIES)]
+    store = ExampleStore(task_embedder, "tasks", tmp_path)
+    store.index([*whole_prompts, *make_examples()])
+    stats = TemplateStats.load(tmp_path / "tasks" / TEMPLATE_STATS_FILE)
+    assert stats.documents == len(whole_prompts) + len(make_examples())
+    reopened = ExampleStore.open("tasks", tmp_path)
+    assert reopened.embedder.spec == {"kind": "task", "model": None}
+    query = task_embedder.embed_views(["classify the sentiment ."], ["Classify the sentiment."])[0]
+    hits = {hit.example.key: hit for hit in reopened.query(query, 20, with_vectors=True)}
+    # A whole prompt is indexed by its template; an instruction with its own input by the instruction.
+    assert hits["l0"].task_text == "... . according to the above context , choose the best option . options : a . yes b . no"
+    assert hits["ex0"].task_text == "classify the sentiment of this review ."
+    # Cosine over the concatenation = mean of the two views' cosines (both views unit length).
+    task_view, content_view = task_embedder.split(hits["ex0"].vector)
+    query_task, query_content = task_embedder.split(query)
+    assert float(task_view @ task_view.T) == pytest.approx(1.0, abs=1e-5)
+    expected = (float(task_view @ query_task.T) + float(content_view @ query_content.T)) / 2
+    assert hits["ex0"].score == pytest.approx(expected, abs=1e-5)

@@ -133,16 +133,63 @@ def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None
     assert train(args)["global_step"] == 12
 
 
-def test_shipped_weights_group_instructions_by_task() -> None:
-    from icl_retriever.embedders import DEFAULT_PIE_WEIGHTS, PIEEmbedder
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAIN_FILE.is_file(), reason="needs ../shared/data/ieb/eft_train_unsup.json")
+def test_decoder_base_trains_and_the_folder_reloads(tmp_path: Path) -> None:
+    """`--base smollm2`: LoRA on the SmolLM2 decoder, last-token pooling, the PIE prompt."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
 
-    assert (DEFAULT_PIE_WEIGHTS / "adapter_model.safetensors").stat().st_size < 3_000_000
-    embedder = PIEEmbedder.from_pretrained(DEFAULT_PIE_WEIGHTS)
+    from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder, load_embedder
+    from training.args import TrainArgs
+    from training.run import build_model, fill, train
+
+    args = TrainArgs(
+        output_dir=tmp_path / "pie-decoder",
+        data=TRAIN_FILE,
+        base_model="smollm2",
+        limit=400,
+        n_dev=16,
+        batch_size=4,
+        max_steps=2,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_steps=2,
+        threads=1,
+    )
+    assert args.pooling == "last" and args.max_length == 128
+    assert args.lora_targets == ("q_proj", "k_proj", "v_proj", "o_proj")
+    info = train(args)
+    assert info["global_step"] == 2 and len(info["train_loss_history"]) == 2
+    folder = tmp_path / "pie-decoder"
+    config = json.loads((folder / "pie_config.json").read_text())
+    assert config == {"base_model": "smollm2", "template": PIE_TEMPLATE, "pooling": "last", "max_length": 128, "adapter": True}
+    assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2"
+
+    texts = ["Write a haiku about autumn.", "Sort these numbers in ascending order."]
+    embedder = PIEEmbedder.from_pretrained(folder)
+    assert embedder.dimension == 576 and embedder.pooling == "last"
+    assert embedder.spec == {"kind": "trained", "model": str(folder.resolve())}
+    model = build_model(args)
+    set_peft_model_state_dict(model[0].model, load_file(str(folder / "adapter_model.safetensors")))
+    model.eval()
+    expected = model.encode([fill(args.template, t, 10_000) for t in texts], normalize_embeddings=True)
+    vectors = embedder.embed_documents(texts)
+    np.testing.assert_allclose(vectors, expected, atol=2e-3)
+    untrained = load_embedder("pie-decoder").embed_documents(texts)
+    assert np.abs(vectors - untrained).max() > 1e-4  # the adapter changed the vectors
+
+
+def test_shipped_weights_group_instructions_by_task() -> None:
+    from icl_retriever.embedders import DEFAULT_TRAINED_WEIGHTS, PIEEmbedder
+
+    assert (DEFAULT_TRAINED_WEIGHTS / "adapter_model.safetensors").stat().st_size < 3_000_000
+    embedder = PIEEmbedder.from_pretrained(DEFAULT_TRAINED_WEIGHTS)
     assert embedder.dimension == 384
     query, same_task, same_topic = embedder.embed_documents(
         ["Write a poem about cats.", "Compose a short poem about the ocean.", "Summarize this article about cats."]
     )
     assert float(query @ same_task) > float(query @ same_topic)
-    recorded = json.loads((DEFAULT_PIE_WEIGHTS / "eval.json").read_text())["ieb"]
+    recorded = json.loads((DEFAULT_TRAINED_WEIGHTS / "eval.json").read_text())["ieb"]
     assert recorded["ict"]["ari"] >= 0.86 and recorded["iis"]["spearman"] >= 0.84
     assert recorded["retrieval"]["match@1"] >= 0.80

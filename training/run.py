@@ -1,4 +1,7 @@
-"""The PIE training run: labels -> triplets -> LoRA on MiniLM with the label-masked loss -> folder.
+"""The PIE training run: labels -> triplets -> LoRA on the base with the label-masked loss -> folder.
+
+The base is MiniLM (mean pooling, the shipped embedder) or, with `base_model="smollm2"`, the
+SmolLM2-135M-Instruct decoder with last-token pooling (the paper's decoder PIE).
 
 Resumable: checkpoints go to `<output_dir>/checkpoints/`; running the same command again continues
 from the newest one. The finished folder is the "trained PIE folder" that
@@ -16,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from icl_retriever.embedders import MINILM_PACKAGE, PIE_CONFIG
-from icl_retriever.models import minilm_path
+from icl_retriever.embedders import DECODER_BASE, PIE_CONFIG
+from icl_retriever.models import minilm_path, resolve_generator_model
 from training.args import TrainArgs
 from training.data import Labeled, label_file, make_triplets, split_dev, usable
 
@@ -39,14 +42,34 @@ def dev_match_at_1(embeddings: np.ndarray, labels: list[str]) -> float:
 
 
 def build_model(args: TrainArgs) -> Any:
-    """MiniLM (mean pooling, normalised) from the installed package, with a fresh LoRA adapter."""
+    """The base with a fresh LoRA adapter: MiniLM (mean pooling, normalised) from the installed
+    package, or the SmolLM2 decoder (float32, last-token pooling, normalised)."""
     from peft import LoraConfig, get_peft_model
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(minilm_path()), device="cpu")
-    model.max_seq_length = min(args.max_length, 128)
-    if args.pooling != "mean":
-        raise ValueError("Training supports pooling='mean' only (what the shipped embedder uses).")
+    assert args.max_length is not None and args.lora_targets is not None  # set by TrainArgs
+    if args.base_model == DECODER_BASE:
+        import torch
+        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+        if args.pooling != "last":
+            raise ValueError("The decoder base trains with pooling='last' only (what `pie-decoder` uses).")
+        # Plain text in, right padding, the last real token: as TransformerEmbedder(pooling="last")
+        # embeds. Text-only modality: else sentence-transformers wraps each text in the chat template.
+        transformer = Transformer(
+            str(resolve_generator_model(None)),
+            max_seq_length=args.max_length,
+            model_kwargs={"dtype": torch.float32},
+            modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
+            module_output_name="token_embeddings",
+        )
+        pooling = Pooling(transformer.get_embedding_dimension(), "lasttoken")
+        model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+    else:
+        model = SentenceTransformer(str(minilm_path()), device="cpu")
+        model.max_seq_length = min(args.max_length, 128)
+        if args.pooling != "mean":
+            raise ValueError("Training supports pooling='mean' only (what the shipped embedder uses).")
     config = LoraConfig(
         r=args.lora_r,
         lora_alpha=args.lora_alpha,
@@ -167,7 +190,7 @@ def save_folder(model: Any, args: TrainArgs, out: Path) -> None:
     peft_model.save_pretrained(str(out))
     # peft records the base model by absolute path; the loader resolves the packaged base instead.
     adapter_config = json.loads((out / "adapter_config.json").read_text())
-    adapter_config["base_model_name_or_path"] = MINILM_PACKAGE
+    adapter_config["base_model_name_or_path"] = args.base_model
     (out / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     if args.fp16_adapter:
         path = out / "adapter_model.safetensors"
@@ -177,7 +200,7 @@ def save_folder(model: Any, args: TrainArgs, out: Path) -> None:
         if file.is_file():
             file.chmod(0o644)  # safetensors writes 0600; a shipped folder must be readable by all
     config = {
-        "base_model": MINILM_PACKAGE,
+        "base_model": args.base_model,
         "template": args.template,
         "pooling": args.pooling,
         "max_length": args.max_length,

@@ -1,17 +1,35 @@
-"""The typer application, shared options and error handling for every command module."""
+"""The typer application, shared options and error handling for every command module.
+
+Startup stays cheap: this module and the command modules import only typer and light
+`icl_retriever` modules at the top, so `--help`, a bad flag or a missing file answer at once;
+each command imports the store, embedders, selectors and generators (numpy, chromadb, torch,
+transformers, langchain) when it runs.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
 from icl_retriever.errors import IclRetrieverError
+
+# Mirrors of library values that typer needs while parsing, whose modules are too heavy to import
+# for that (store, embedders: numpy; pool: pydantic). tests/test_cli_startup.py checks they match.
+#: `icl_retriever.store.DEFAULT_STORE_DIR`
+DEFAULT_STORE_DIR = Path("stores")
+#: `icl_retriever.embedders.EmbedderKind` (its values: `EMBEDDER_KINDS`)
+EmbedderKind = Literal["task", "pie-minilm", "pie-decoder", "trained", "semantic"]
+#: `icl_retriever.pool.DEFAULT_MAX_FIELD_CHARS`
+DEFAULT_MAX_FIELD_CHARS = 20_000
+#: `icl_retriever.generators.Backend`
+Backend = Literal["vllm", "openai", "transformers"]
 
 app = typer.Typer(
     name="icl-retriever",
@@ -88,8 +106,19 @@ def _root(
     ] = False,
 ) -> None:
     """Pick in-context demonstrations by task, and answer with them."""
-    # The CLI owns the terminal: keep transformers' per-load progress bars and notices off stderr.
-    from transformers.utils import logging as transformers_logging
+    quiet_transformers()
 
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
+
+def quiet_transformers() -> None:
+    """Keep transformers' per-load progress bars and notices off stderr: the CLI owns the terminal.
+
+    Importing transformers takes seconds, so this sets the environment variables that
+    transformers and huggingface_hub read when they are imported (a user's own
+    TRANSFORMERS_VERBOSITY wins); only if transformers is already loaded is it configured directly.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    transformers_logging = sys.modules.get("transformers.utils.logging")
+    if transformers_logging is not None:
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()

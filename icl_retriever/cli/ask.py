@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from icl_retriever.cli._app import (
+    DEFAULT_STORE_DIR,
+    Backend,
     InputOption,
     InstructionArgument,
     JsonOption,
@@ -18,10 +20,6 @@ from icl_retriever.cli._app import (
     handle_errors,
     print_json,
 )
-from icl_retriever.generators import Backend, make_generator
-from icl_retriever.pipeline import ICLPipeline
-from icl_retriever.selectors import selector_for_store
-from icl_retriever.store import DEFAULT_STORE_DIR, ExampleStore
 
 
 @app.command()
@@ -51,6 +49,11 @@ def ask(
 
     Example: icl-retriever ask "Is this review positive or negative?" --input "A dull, endless film."
     """
+    from icl_retriever.generators import make_generator
+    from icl_retriever.pipeline import ICLPipeline
+    from icl_retriever.selectors import selector_for_store
+    from icl_retriever.store import ExampleStore
+
     selector = selector_for_store(ExampleStore.open(name, store, url), k=k)
     generator = make_generator(backend, model, base_url)
     result = ICLPipeline(selector, generator, max_tokens=max_tokens).answer(instruction, input)

@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from icl_retriever.cli._app import JsonOption, bench_app, handle_errors, print_json
-from icl_retriever.generators import Backend
+from icl_retriever.cli._app import Backend, JsonOption, bench_app, handle_errors, print_json
 
 
 @bench_app.command("icl")
@@ -29,8 +28,10 @@ def icl(
     ] = False,
     strategies: Annotated[
         str,
-        typer.Option(help="Comma-separated: zero, random, bm25, semantic, pie-untrained, pie-cosine, pie, oracle."),
-    ] = "zero,random,bm25,semantic,pie-untrained,pie-cosine,pie,oracle",
+        typer.Option(
+            help="Comma-separated: zero, random, bm25, semantic, pie-minilm, pie-decoder, minilm-verbnoun, task, oracle."
+        ),
+    ] = "zero,random,bm25,semantic,pie-minilm,pie-decoder,minilm-verbnoun,task,oracle",
     k: Annotated[int, typer.Option("-k", "--k", min=0, help="Demonstrations per query.")] = 2,
     backend: Annotated[Backend, typer.Option(help="vllm (in process), openai (a server) or transformers.")] = "vllm",
     model: Annotated[
@@ -38,7 +39,8 @@ def icl(
     ] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL for --backend openai.")] = None,
     pie_weights: Annotated[
-        Path | None, typer.Option(help="Trained PIE folder for the `pie` strategy (default: the shipped weights).")
+        Path | None,
+        typer.Option(help="Trained folder for the `minilm-verbnoun` strategy (default: the shipped weights)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for random/oracle draws and bootstrap resampling.")] = 0,
     max_tokens: Annotated[
@@ -92,39 +94,40 @@ def icl(
 @handle_errors
 def ieb(
     model: Annotated[
-        Path | None, typer.Option("--model", help="Trained PIE folder or checkpoint (default: shipped weights / MiniLM).")
+        Path | None,
+        typer.Option("--model", help="Trained folder for `trained`, or a checkpoint (default: shipped weights / MiniLM)."),
     ] = None,
     embedder: Annotated[
         str,
         typer.Option(
             "--embedder",
-            help="pie (trained), pie-untrained, pie-decoder (SmolLM2 last token) or semantic; comma-separate to compare.",
+            help="task, pie-minilm, pie-decoder, trained or semantic (see `index --help`); comma-separate to compare.",
         ),
-    ] = "pie",
+    ] = "task",
     data: Annotated[Path, typer.Option("--data", help="Folder with the IEB test files.")] = Path("../shared/data/ieb"),
     out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json and results.md.")] = None,
     json_out: JsonOption = False,
 ) -> None:
     """Instruction-embedding quality on IEB: clustering (ICT), intention similarity (IIS), retrieval.
 
-    Example: icl-retriever bench ieb --embedder semantic,pie-untrained,pie --out benchmarks/results/ieb
+    Example: icl-retriever bench ieb --embedder semantic,pie-minilm,pie-decoder,trained,task --out benchmarks/results/ieb
     """
     from benchmarks import _report
     from benchmarks.ieb import SEED, evaluate_ieb, results_markdown, write_results
     from icl_retriever.cli._app import log
-    from icl_retriever.embedders import load_embedder
+    from icl_retriever.embedders import EMBEDDER_KINDS, load_embedder
     from icl_retriever.errors import IclRetrieverError
 
     kinds = [kind.strip() for kind in embedder.split(",") if kind.strip()]
     for kind in kinds:
-        if kind not in {"pie", "pie-untrained", "pie-decoder", "semantic"}:
-            raise IclRetrieverError(f"Unknown --embedder {kind!r}; expected pie, pie-untrained, pie-decoder or semantic.")
+        if kind not in EMBEDDER_KINDS:
+            raise IclRetrieverError(f"Unknown --embedder {kind!r}; expected one of {', '.join(EMBEDDER_KINDS)}.")
     header = _report.provenance(seed=SEED)
     results = {}
     for kind in kinds:
         log(f"IEB: embedding with {kind} ...")
-        # --model names trained weights for `pie`; the other kinds keep their packaged model.
-        weights = model if kind == "pie" or len(kinds) == 1 else None
+        # --model names trained weights for `trained`; the other kinds keep their packaged model.
+        weights = model if kind == "trained" or len(kinds) == 1 else None
         results[kind] = evaluate_ieb(load_embedder(kind, weights), data)  # type: ignore[arg-type]
     if out is not None:
         for path in write_results(out, results, header):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from tqdm import tqdm
 
 from icl_retriever.cli._app import (
+    DEFAULT_MAX_FIELD_CHARS,
+    DEFAULT_STORE_DIR,
+    EmbedderKind,
     InputOption,
     InstructionArgument,
     KOption,
@@ -22,11 +24,9 @@ from icl_retriever.cli._app import (
     parse_where,
     print_json,
 )
-from icl_retriever.embedders import EmbedderKind, load_embedder
-from icl_retriever.errors import StoreNotFoundError
-from icl_retriever.pool import DEFAULT_MAX_FIELD_CHARS, load_pool
-from icl_retriever.selectors import selector_for_store
-from icl_retriever.store import DEFAULT_STORE_DIR, ExampleStore
+
+if TYPE_CHECKING:
+    from icl_retriever.store import ExampleStore
 
 
 @app.command()
@@ -38,9 +38,13 @@ def index(
     url: UrlOption = None,
     embedder: Annotated[
         EmbedderKind | None,
-        typer.Option(help="pie (trained, default for a new index), pie-untrained or semantic."),
+        typer.Option(
+            help="task (the default for a new index: task wording + content, MiniLM), pie-minilm (PIE prompt, "
+            "MiniLM), pie-decoder (PIE prompt, SmolLM2 last token), trained (a folder from `train`; --model) "
+            "or semantic (MiniLM over instruction + input)."
+        ),
     ] = None,
-    model: Annotated[str | None, typer.Option(help="Embedder weights: a trained PIE folder or a checkpoint.")] = None,
+    model: Annotated[str | None, typer.Option(help="Embedder weights: a trained folder or a checkpoint.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Index the valid records and report the others.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Re-embed everything, e.g. to switch embedders.")] = False,
     max_field_chars: Annotated[int, typer.Option(help="Longest accepted text field.")] = DEFAULT_MAX_FIELD_CHARS,
@@ -50,6 +54,12 @@ def index(
 
     Example: icl-retriever index examples/pool.jsonl --name pool
     """
+    from tqdm import tqdm
+
+    from icl_retriever.embedders import load_embedder
+    from icl_retriever.pool import load_pool
+    from icl_retriever.store import ExampleStore
+
     loaded = load_pool(pool, skip_invalid=skip_invalid, max_field_chars=max_field_chars)
     for issue in loaded.skipped:
         log(f"skipped {issue}")
@@ -57,7 +67,7 @@ def index(
     with tqdm(total=len(loaded.examples), desc="embedding", unit="ex", disable=None) as bar:
         if rebuild:
             target, report = ExampleStore.rebuild(
-                load_embedder(embedder or "pie", model), name, loaded.examples, store, url, progress=bar.update
+                load_embedder(embedder or "task", model), name, loaded.examples, store, url, progress=bar.update
             )
         else:
             target = _open_or_create(name, store, url, embedder, model)
@@ -83,13 +93,17 @@ def index(
 def _open_or_create(
     name: str, store: Path, url: str | None, embedder: EmbedderKind | None, model: str | None
 ) -> ExampleStore:
-    """An existing index keeps its embedder unless one is named; a new one defaults to trained PIE."""
+    """An existing index keeps its embedder unless one is named; a new one gets the task embedder."""
+    from icl_retriever.embedders import load_embedder
+    from icl_retriever.errors import StoreNotFoundError
+    from icl_retriever.store import ExampleStore
+
     if embedder is None and model is None:
         try:
             return ExampleStore.open(name, store, url)
         except StoreNotFoundError:
             pass
-    return ExampleStore(load_embedder(embedder or "pie", model), name, store, url)
+    return ExampleStore(load_embedder(embedder or "task", model), name, store, url)
 
 
 @app.command()
@@ -109,6 +123,9 @@ def select(
 
     Example: icl-retriever select "Is this review positive or negative?" --input "Loved it."
     """
+    from icl_retriever.selectors import selector_for_store
+    from icl_retriever.store import ExampleStore
+
     selector = selector_for_store(ExampleStore.open(name, store, url), k=k, where=parse_where(where), mmr=mmr)
     demos = selector.select_examples({"instruction": instruction, "input": input})
     if json_out:
@@ -133,16 +150,10 @@ def info(
     url: UrlOption = None,
     json_out: JsonOption = False,
 ) -> None:
-    """Describe an index: size, embedder fingerprint and dimension."""
-    opened = ExampleStore.open(name, store, url)
-    data = {
-        "store": opened.location,
-        "name": name,
-        "count": opened.count,
-        "embedder": opened.embedder.spec,
-        "fingerprint": opened.fingerprint,
-        "dimension": opened.embedder.dimension,
-    }
+    """Describe an index: size, embedder fingerprint and dimension (no model is loaded)."""
+    from icl_retriever.store import ExampleStore
+
+    data = ExampleStore.describe(name, store, url)
     if json_out:
         print_json(data)
     else:

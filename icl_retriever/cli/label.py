@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from icl_retriever.cli._app import JsonOption, app, handle_errors, log, print_json
-from icl_retriever.pool import load_pool
 
 
 @app.command()
@@ -30,6 +29,7 @@ def label(
     empty). Example: icl-retriever label examples/pool.jsonl --out labeled.jsonl
     """
     from icl_retriever.labels import TaskLabeler
+    from icl_retriever.pool import load_pool
 
     examples = load_pool(pool).examples
     texts = [ex.instruction if ex.instruction.strip() else ex.input for ex in examples]

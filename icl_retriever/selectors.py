@@ -180,7 +180,7 @@ class TaskExampleSelector(_StoreSelector):
     """Nearest examples that are re-scored (and considered by MMR)."""
     content_weight: float = Field(default=0.3, ge=0.0)
     """Weight of the content view's cosine: prefers examples whose input looks like the request's."""
-    overlap_weight: float = Field(default=0.4, ge=0.0)
+    overlap_weight: float = Field(default=0.6, ge=0.0)
     """Weight of the word overlap of the task wordings (itself in [0, 1])."""
     strip_k: int = Field(default=10, ge=0)
     """Nearest examples by content whose shared content is cut from a whole-prompt request."""

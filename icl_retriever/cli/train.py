@@ -52,7 +52,8 @@ def train(
     Positives share the `verb|noun` label, hard negatives share only the verb or only the noun, and
     same-label examples are never negatives. Example (about 45 minutes on 2 CPU cores):
     icl-retriever train --out icl_retriever/weights/minilm-verbnoun --threads 1 --ieb ../shared/data/ieb
-    Decoder PIE (about 6x slower per step): icl-retriever train --base smollm2 --out out/pie-decoder --threads 1
+    Decoder PIE (slow on CPU: about 75 s per step at --batch-size 16, one shared core):
+    icl-retriever train --base smollm2 --batch-size 16 --out out/pie-decoder --threads 1
     """
     from icl_retriever.embedders import DECODER_BASE, MINILM_PACKAGE, PIE_TEMPLATE
     from icl_retriever.errors import IclRetrieverError

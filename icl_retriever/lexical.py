@@ -110,6 +110,7 @@ class TemplateStats:
 
     def save(self, path: Path) -> None:
         """Write the counts atomically (a temporary file renamed over the old one)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("wb") as fh:
             np.savez_compressed(fh, counts=self.counts, documents=np.array(self.documents))

@@ -185,7 +185,6 @@ class ExampleStore:
         vectors, task_texts = _embed(self.embedder, changed, progress, stats)
         _write(self._client, self._collection, self.embedder, changed, vectors, task_texts)
         if stats is not None and changed:
-            self._stats_path.parent.mkdir(parents=True, exist_ok=True)
             stats.save(self._stats_path)
         updated = sum(1 for e in changed if e.key in existing)
         return IndexReport(added=len(changed) - updated, updated=updated, unchanged=len(examples) - len(changed))

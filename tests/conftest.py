@@ -82,3 +82,15 @@ def make_examples() -> list[Example]:
         Example(instruction=i, input=x, output=o, id=f"ex{n}", task=t, metadata={"topic": topic, "n": n})
         for n, (i, x, o, t, topic) in enumerate(rows)
     ]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI a missing `../shared/data` is an error: the tests that read it must not skip silently."""
+    import os
+
+    needed = [SHARED_DATA / "iclmix" / "pool.jsonl", SHARED_DATA / "ieb" / "eft_test.json"]
+    missing = [str(path) for path in needed if not path.is_file()]
+    if os.environ.get("CI") == "true" and missing:
+        raise pytest.UsageError(
+            f"CI=true but shared data is missing ({', '.join(missing)}): CI runs with ../shared beside the project."
+        )

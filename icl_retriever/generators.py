@@ -102,13 +102,15 @@ class VLLMGenerator:
 
     backend = "vllm"
 
-    def __init__(self, model: str | Path | None = None, *, gpu_memory_utilization: float | None = None) -> None:
+    def __init__(
+        self, model: str | Path | None = None, *, gpu_memory_utilization: float | None = None, dtype: str | None = None
+    ) -> None:
         path = resolve_generator_model(model)
         self.model = str(path)
-        self._engine = self._get_engine(self.model, gpu_memory_utilization)
+        self._engine = self._get_engine(self.model, gpu_memory_utilization, dtype or _default_vllm_dtype())
 
     @staticmethod
-    def _get_engine(model: str, gpu_memory_utilization: float | None) -> Any:
+    def _get_engine(model: str, gpu_memory_utilization: float | None, dtype: str) -> Any:
         # vLLM logs to stdout by default, which belongs to results (`ask --json`). Its logging is
         # configured at import time and its engine subprocesses inherit the environment, so the
         # redirect has to be set here, before the first import.
@@ -124,12 +126,12 @@ class VLLMGenerator:
             # On CPU this is the share of RAM reserved for the KV cache; vLLM's default (0.92)
             # fails on shared machines.
             gpu_memory_utilization = 0.3 if _on_cpu() else 0.9
-        key = (model, gpu_memory_utilization)
+        key = (model, gpu_memory_utilization, dtype)
         with _ENGINES_LOCK:
             if key not in _ENGINES:
                 _ENGINES[key] = vllm.LLM(
                     model=model,
-                    dtype="bfloat16",
+                    dtype=dtype,
                     enforce_eager=True,  # CUDA-graph / compile warm-up costs more than it saves for short runs
                     gpu_memory_utilization=gpu_memory_utilization,
                     seed=0,
@@ -154,6 +156,18 @@ class VLLMGenerator:
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=list(stop or []) or None)
         outputs = self._engine.generate(list(prompts), params, use_tqdm=False)
         return [out.outputs[0].text for out in outputs]
+
+
+def _default_vllm_dtype() -> str:
+    """bfloat16 where the hardware computes it (a GPU, or a CPU with AVX-512 BF16 / AMX), else
+    float32: on an AVX2-only CPU vLLM emulates bfloat16 and runs several times slower."""
+    if not _on_cpu():
+        return "bfloat16"
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
 # ----------------------------------------------------------------------------------- OpenAI

@@ -107,10 +107,10 @@ class VLLMGenerator:
     ) -> None:
         path = resolve_generator_model(model)
         self.model = str(path)
-        self._engine = self._get_engine(self.model, gpu_memory_utilization, dtype or _default_vllm_dtype())
+        self._engine = self._get_engine(self.model, gpu_memory_utilization, dtype)
 
     @staticmethod
-    def _get_engine(model: str, gpu_memory_utilization: float | None, dtype: str) -> Any:
+    def _get_engine(model: str, gpu_memory_utilization: float | None, dtype: str | None) -> Any:
         # vLLM logs to stdout by default, which belongs to results (`ask --json`). Its logging is
         # configured at import time and its engine subprocesses inherit the environment, so the
         # redirect has to be set here, before the first import.
@@ -126,6 +126,7 @@ class VLLMGenerator:
             # On CPU this is the share of RAM reserved for the KV cache; vLLM's default (0.92)
             # fails on shared machines.
             gpu_memory_utilization = 0.3 if _on_cpu() else 0.9
+        dtype = dtype or _default_vllm_dtype()
         key = (model, gpu_memory_utilization, dtype)
         with _ENGINES_LOCK:
             if key not in _ENGINES:
@@ -158,13 +159,16 @@ class VLLMGenerator:
         return [out.outputs[0].text for out in outputs]
 
 
+_CPUINFO = Path("/proc/cpuinfo")
+
+
 def _default_vllm_dtype() -> str:
     """bfloat16 where the hardware computes it (a GPU, or a CPU with AVX-512 BF16 / AMX), else
     float32: on an AVX2-only CPU vLLM emulates bfloat16 and runs several times slower."""
     if not _on_cpu():
         return "bfloat16"
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = _CPUINFO.read_text()
     except OSError:
         return "float32"
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"

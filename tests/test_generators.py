@@ -77,6 +77,22 @@ def test_vllm_missing_names_the_extra(monkeypatch):
         VLLMGenerator()
 
 
+def test_vllm_dtype_follows_the_hardware(monkeypatch, tmp_path):
+    from icl_retriever import generators
+
+    monkeypatch.setattr(generators, "_on_cpu", lambda: False)
+    assert generators._default_vllm_dtype() == "bfloat16"
+    monkeypatch.setattr(generators, "_on_cpu", lambda: True)
+    cpuinfo = tmp_path / "cpuinfo"
+    monkeypatch.setattr(generators, "_CPUINFO", cpuinfo)
+    cpuinfo.write_text("flags\t: fpu avx2 fma\n")
+    assert generators._default_vllm_dtype() == "float32"  # bfloat16 would be emulated
+    cpuinfo.write_text("flags\t: fpu avx2 avx512f avx512_bf16\n")
+    assert generators._default_vllm_dtype() == "bfloat16"
+    cpuinfo.unlink()
+    assert generators._default_vllm_dtype() == "float32"
+
+
 class _StubCompletions(BaseHTTPRequestHandler):
     """A minimal OpenAI-compatible server: answers in reverse order, with text past a newline."""
 

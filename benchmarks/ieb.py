@@ -44,14 +44,13 @@ def _read(data_dir: Path, name: str) -> Any:
 
 
 def _embed(embedder: Embedder, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
-    from icl_retriever.lexical import TemplateStats, task_text
+    from icl_retriever.lexical import task_text
     from icl_retriever.task_embedder import TaskEmbedder
 
     texts = [embedder.text_for(instruction, inp) for instruction, inp in pairs]
     if isinstance(embedder, TaskEmbedder):
         # IEB has no pool to find templates in: the task view is the instruction (tokenised).
-        no_pool = TemplateStats()
-        return embedder.embed_views([task_text(instruction, inp, no_pool) for instruction, inp in pairs], texts)
+        return embedder.embed_views([task_text(instruction, inp) for instruction, inp in pairs], texts)
     return embedder.embed_documents(texts)
 
 

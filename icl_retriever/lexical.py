@@ -127,10 +127,12 @@ class TemplateStats:
         return stats
 
 
-def task_text(instruction: str, text_input: str, stats: TemplateStats) -> str:
+def task_text(instruction: str, text_input: str, stats: TemplateStats | None = None) -> str:
     """An example's task wording, tokenised: the instruction when the input is separate, else the
-    skeleton of the whole prompt."""
-    return " ".join(tokens(instruction)) if text_input.strip() else stats.skeleton(instruction)
+    skeleton of the whole prompt (the whole prompt when no pool statistics are given)."""
+    if text_input.strip() or stats is None:
+        return " ".join(tokens(instruction))
+    return stats.skeleton(instruction)
 
 
 def strip_shared_content(request: str, neighbours: Iterable[tuple[str, str]]) -> str:

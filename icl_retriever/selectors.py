@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from icl_retriever.embedders import SemanticEmbedder
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
-from icl_retriever.lexical import TemplateStats, strip_shared_content, task_text, word_overlap
+from icl_retriever.lexical import strip_shared_content, task_text, word_overlap
 from icl_retriever.store import ExampleStore, Hit
 from icl_retriever.task_embedder import TaskEmbedder
 
@@ -199,7 +199,7 @@ class TaskExampleSelector(_StoreSelector):
     def _task_wording(self, instruction: str, text_input: str, content: np.ndarray, excluded: set[str]) -> str:
         """The request's task wording (step 1 above)."""
         if text_input.strip() or self.strip_k == 0:
-            return task_text(instruction, text_input, TemplateStats())
+            return task_text(instruction, text_input)
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         by_content = embedder.query_vector(np.zeros(embedder.task.dimension, np.float32), content, 1.0)
         neighbours = self.store.query(by_content, self.strip_k, where=self.where, exclude_ids=excluded)

@@ -57,6 +57,8 @@ def test_task_text_is_the_instruction_when_the_input_is_separate():
     stats = TemplateStats()
     stats.add([text_prompt(s) for s in STORIES])
     assert task_text("Classify the sentiment.", "Great film!", stats) == "classify the sentiment ."
+    # Without pool statistics a whole prompt is its own task wording.
+    assert task_text(text_prompt("Any story at all."), "") == "any story at all . why did this happen ? - none of the above choices ."
     assert task_text(text_prompt("Any story at all."), "", stats) == "... . why did this happen ? - none of the above choices ."
 
 

@@ -3,9 +3,8 @@
 The *task view* embeds what the example asks for: its instruction, or the template part of a whole
 prompt (`icl_retriever.lexical`). The *content view* embeds instruction and input as one sentence
 (what the example is about, and the shape of its input). Both are MiniLM sentence embeddings (mean
-pooling); wrapping the task wording in the PIE prompt measured worse on iclmix dev once the
-content view is added (the prompt makes all task cosines alike, so content decides), see README. A stored vector is
-both views side by side, each unit length, scaled by 1/sqrt(2), so that one cosine search over
+pooling): wrapping the task wording in the PIE prompt measured worse on iclmix dev (README, "How
+the task selector ranks"). A stored vector is both views side by side, each unit length, scaled by 1/sqrt(2), so that one cosine search over
 the concatenation ranks by `task cosine + content_weight x content cosine`, with the weight chosen
 per query (`query_vector`), not fixed in the index.
 

@@ -175,9 +175,9 @@ class ExampleStore:
         """Add new examples, update changed ones, skip unchanged ones.
 
         Everything is embedded before anything is written, so an error while embedding leaves the
-        index as it was. With the task embedder, the new examples are counted into the pool's
-        template statistics first, then embedded (examples indexed earlier keep their skeletons;
-        `rebuild` recomputes them all).
+        index as it was. With the task embedder, the new and changed examples are counted into the
+        pool's template statistics first, then embedded (examples indexed earlier keep their
+        skeletons, and a changed example's old text stays counted; `rebuild` recomputes them all).
         """
         existing = self._stored_hashes([e.key for e in examples])
         changed = [e for e in examples if existing.get(e.key) != e.content_hash]
@@ -318,8 +318,8 @@ def _embed(
     chunks = []
     for start in range(0, len(texts), _EMBED_CHUNK):
         part = texts[start : start + _EMBED_CHUNK]
-        if task_texts is not None and isinstance(embedder, TaskEmbedder):
-            chunks.append(embedder.embed_views(task_texts[start : start + _EMBED_CHUNK], part))
+        if task_texts is not None:  # stats are only given for the task embedder
+            chunks.append(embedder.embed_views(task_texts[start : start + _EMBED_CHUNK], part))  # type: ignore[attr-defined]
         else:
             chunks.append(embedder.embed_documents(part))
         if progress is not None:

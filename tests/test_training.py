@@ -81,15 +81,33 @@ def test_loss_equals_cross_entropy_without_label_collisions() -> None:
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not TRAIN_FILE.is_file(), reason="needs ../shared/data/ieb/eft_train_unsup.json")
-def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None:
+RELOAD_TEXTS = ["Write a haiku about autumn.", "Sort these numbers in ascending order."]
+
+
+def _reload_matches_training_model(args):  # type: ignore[no-untyped-def]
+    """The folder's embedder gives the training-time model's vectors; returns (embedder, vectors)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
+    from icl_retriever.embedders import PIEEmbedder
+    from training.run import build_model, fill
+
+    embedder = PIEEmbedder.from_pretrained(args.output_dir)
+    model = build_model(args)
+    set_peft_model_state_dict(model[0].model, load_file(str(args.output_dir / "adapter_model.safetensors")))
+    model.eval()
+    expected = model.encode([fill(args.template, t, 10_000) for t in RELOAD_TEXTS], normalize_embeddings=True)
+    vectors = embedder.embed_documents(RELOAD_TEXTS)
+    np.testing.assert_allclose(vectors, expected, atol=2e-3)
+    return embedder, vectors
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TRAIN_FILE.is_file(), reason="needs ../shared/data/ieb/eft_train_unsup.json")
+def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None:
     from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder
     from training.args import TrainArgs
-    from training.run import build_model, fill, train
+    from training.run import train
 
     args = TrainArgs(
         output_dir=tmp_path / "pie",
@@ -119,14 +137,8 @@ def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None
     assert (tmp_path / "pie" / "adapter_model.safetensors").stat().st_size < 3_000_000
 
     # The loader must rebuild exactly the training-time model: same base, adapter, template, pooling.
-    texts = ["Write a haiku about autumn.", "Sort these numbers in ascending order."]
-    embedder = PIEEmbedder.from_pretrained(tmp_path / "pie")
-    model = build_model(args)
-    set_peft_model_state_dict(model[0].model, load_file(str(tmp_path / "pie" / "adapter_model.safetensors")))
-    model.eval()
-    expected = model.encode([fill(args.template, t, 10_000) for t in texts], normalize_embeddings=True)
-    np.testing.assert_allclose(embedder.embed_documents(texts), expected, atol=2e-3)
-    untrained = PIEEmbedder().embed_documents(texts)
+    _, expected = _reload_matches_training_model(args)
+    untrained = PIEEmbedder().embed_documents(RELOAD_TEXTS)
     assert not np.allclose(untrained, expected, atol=1e-2)
 
     # A finished folder is not trained again.
@@ -137,12 +149,9 @@ def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None
 @pytest.mark.skipif(not TRAIN_FILE.is_file(), reason="needs ../shared/data/ieb/eft_train_unsup.json")
 def test_decoder_base_trains_and_the_folder_reloads(tmp_path: Path) -> None:
     """`--base smollm2`: LoRA on the SmolLM2 decoder, last-token pooling, the PIE prompt."""
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-
-    from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder, load_embedder
+    from icl_retriever.embedders import PIE_TEMPLATE, load_embedder
     from training.args import TrainArgs
-    from training.run import build_model, fill, train
+    from training.run import train
 
     args = TrainArgs(
         output_dir=tmp_path / "pie-decoder",
@@ -166,17 +175,10 @@ def test_decoder_base_trains_and_the_folder_reloads(tmp_path: Path) -> None:
     assert config == {"base_model": "smollm2", "template": PIE_TEMPLATE, "pooling": "last", "max_length": 128, "adapter": True}
     assert json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"] == "smollm2"
 
-    texts = ["Write a haiku about autumn.", "Sort these numbers in ascending order."]
-    embedder = PIEEmbedder.from_pretrained(folder)
+    embedder, vectors = _reload_matches_training_model(args)
     assert embedder.dimension == 576 and embedder.pooling == "last"
     assert embedder.spec == {"kind": "trained", "model": str(folder.resolve())}
-    model = build_model(args)
-    set_peft_model_state_dict(model[0].model, load_file(str(folder / "adapter_model.safetensors")))
-    model.eval()
-    expected = model.encode([fill(args.template, t, 10_000) for t in texts], normalize_embeddings=True)
-    vectors = embedder.embed_documents(texts)
-    np.testing.assert_allclose(vectors, expected, atol=2e-3)
-    untrained = load_embedder("pie-decoder").embed_documents(texts)
+    untrained = load_embedder("pie-decoder").embed_documents(RELOAD_TEXTS)
     assert np.abs(vectors - untrained).max() > 1e-4  # the adapter changed the vectors
 
 

@@ -170,18 +170,24 @@ class TaskExampleSelector(_StoreSelector):
        instruction, the prompt minus the content it shares with its `strip_k` nearest pool
        examples by content (`lexical.strip_shared_content`).
     2. The `fetch_k` nearest examples under `task cosine + content_weight x content cosine`.
-    3. Ranked by `score = task cosine + content_weight x content cosine + overlap_weight x
-       word overlap` of the task wordings (`lexical.word_overlap`, unigrams and bigrams averaged).
+    3. Each scored `own = task cosine + content_weight x content cosine + overlap_weight x word
+       overlap` of the task wordings (`lexical.word_overlap`, unigrams and bigrams averaged).
+    4. Ranked by `score = own + group support`: the fetched examples that share one task wording
+       (the same instruction, or the same template skeleton) form a task group, and its support is
+       the sum of its `group_size` best `own` scores. A task that several fetched examples agree on
+       beats a single example of another task that happens to sit closest (`group_support`).
 
     Nothing is read beyond the fetched examples, and no task label is used.
     """
 
     fetch_k: int = Field(default=50, ge=1)
     """Nearest examples that are re-scored (and considered by MMR)."""
-    content_weight: float = Field(default=0.3, ge=0.0)
+    content_weight: float = Field(default=0.5, ge=0.0)
     """Weight of the content view's cosine: prefers examples whose input looks like the request's."""
-    overlap_weight: float = Field(default=0.6, ge=0.0)
+    overlap_weight: float = Field(default=0.9, ge=0.0)
     """Weight of the word overlap of the task wordings (itself in [0, 1])."""
+    group_size: int = Field(default=3, ge=0)
+    """How many of a task group's best fetched examples add up to its support (0: no grouping)."""
     strip_k: int = Field(default=10, ge=0)
     """Nearest examples by content whose shared content is cut from a whole-prompt request."""
     mmr: bool = False
@@ -222,7 +228,9 @@ class TaskExampleSelector(_StoreSelector):
         task_views, content_views = embedder.split(np.stack([hit.vector for hit in hits]))
         their_tasks = [hit.task_text or "" for hit in hits]
         overlap = (word_overlap(task, their_tasks, 1) + word_overlap(task, their_tasks, 2)) / 2
-        scores = task_views @ task_vector + self.content_weight * (content_views @ content) + self.overlap_weight * overlap
+        own = task_views @ task_vector + self.content_weight * (content_views @ content) + self.overlap_weight * overlap
+        groups = [hit.task_text or hit.example.key for hit in hits]  # no wording: a group of its own
+        scores = own + group_support(own, groups, self.group_size)
         ranked = [replace(hits[i], score=float(scores[i])) for i in np.argsort(-scores, kind="stable")]
         return _mmr(ranked, len(ranked), self.lambda_mult) if self.mmr else ranked
 
@@ -294,6 +302,23 @@ def _mmr(hits: list[Hit], n: int, lambda_mult: float) -> list[Hit]:
         value[chosen] = -np.inf
         chosen.append(int(np.argmax(value)))
     return [hits[i] for i in chosen]
+
+
+def group_support(scores: np.ndarray, groups: Sequence[str], size: int) -> np.ndarray:
+    """For each candidate, the sum of the `size` best scores among candidates of its group.
+
+    >>> group_support(np.array([0.9, 0.8, 0.7, 0.6]), ["a", "b", "b", "b"], 2).round(2).tolist()
+    [0.9, 1.5, 1.5, 1.5]
+    """
+    support = np.zeros(len(scores))
+    if size == 0:
+        return support
+    members: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    for indices in members.values():
+        support[indices] = np.sort(scores[indices])[::-1][:size].sum()
+    return support
 
 
 def _as_dict(hit: Hit) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 import asyncio
 import json
 
+import numpy as np
 import pytest
 from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
 
@@ -13,6 +14,7 @@ from icl_retriever.selectors import (
     SemanticExampleSelector,
     SimilarityExampleSelector,
     TaskExampleSelector,
+    group_support,
     selector_for_store,
 )
 from icl_retriever.lexical import word_overlap
@@ -203,13 +205,28 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
     content = task_embedder.content.embed_query(task_embedder.text_for(request["instruction"], ""))
     wording = selector._task_wording(request["instruction"], "", content, set())
     assert wording == "... given the passage above , pick the best answer . choices : a . yes b . no"
-    # The score is the documented sum, computed here from its parts.
+    # The score is the documented sum, computed here from its parts: own score + group support.
     task_vector = task_embedder.task.embed_query(wording)
-    for hit in hits:
+    own = {}
+    for hit in selector.model_copy(update={"k": 20, "group_size": 0}).select_hits(request):
         task_view, content_view = task_embedder.split(hit.vector)
         overlap = sum(word_overlap(wording, [hit.task_text], n)[0] for n in (1, 2)) / 2
-        expected = task_view[0] @ task_vector + 0.3 * content_view[0] @ content + 0.6 * overlap
-        assert hit.score == pytest.approx(expected, abs=1e-5)
+        own[hit.example.id] = task_view[0] @ task_vector + 0.5 * content_view[0] @ content + 0.9 * overlap
+        assert hit.score == pytest.approx(own[hit.example.id], abs=1e-5)
+    wordings = {hit.example.id: hit.task_text for hit in selector.model_copy(update={"k": 20}).select_hits(request)}
+    for hit in hits:
+        group = sorted((own[i] for i, w in wordings.items() if w == hit.task_text), reverse=True)
+        assert hit.score == pytest.approx(own[hit.example.id] + sum(group[:3]), abs=1e-5)
+
+
+def test_group_support_sums_the_best_scores_of_each_task_group():
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
+    groups = ["a", "b", "b", "b", "c"]
+    assert group_support(scores, groups, 2).tolist() == pytest.approx([0.9, 1.5, 1.5, 1.5, 0.5])
+    assert group_support(scores, groups, 3).tolist() == pytest.approx([0.9, 2.1, 2.1, 2.1, 0.5])
+    assert group_support(scores, groups, 0).tolist() == [0.0] * 5
+    # Three agreeing examples of task b now outrank the single closest example of task a.
+    assert np.argmax(scores + group_support(scores, groups, 3)) == 1
 
 
 def test_task_selector_reads_only_what_it_fetches(tmp_path, task_embedder, monkeypatch):

@@ -40,12 +40,13 @@ from icl_retriever.task_embedder import TaskEmbedder
 
 #: Cosine distance (average linkage) beyond which clusters stay apart; chosen on the built-in pool
 #: and IEB `eft_test.json` (README, "Know your pool"), never on iclmix.
-DEFAULT_THRESHOLD = 0.35
+DEFAULT_THRESHOLD = 0.45
 #: Name of the entry that holds the examples no other example joined.
 SINGLETONS = "(singletons: no task found)"
 #: Content-view cosine at or above which two examples of one task are near-duplicates.
 DUPLICATE_SIMILARITY = 0.98
-#: Label balance is reported for tasks whose outputs take at most this many distinct values.
+#: Label balance is reported for tasks whose outputs take at most this many distinct values (and at
+#: most one per two members).
 MAX_OUTPUT_VALUES = 10
 #: How many of a task's most central members the verb|noun labeler reads to name it.
 _LABELED_MEMBERS = 10
@@ -142,48 +143,80 @@ class SampleReport:
 
 
 @dataclass(frozen=True)
-class _Pool:
+class StoredPool:
+    """An index read into memory once, for several analyses: examples, vectors, task wordings."""
+
     examples: list[Example]
     task_vectors: np.ndarray
+    """Unit task-view vectors (the stored vectors for embedders other than the task embedder)."""
     content_vectors: np.ndarray
     task_texts: list[str | None]
 
+    @classmethod
+    def read(cls, store: ExampleStore, batch: int = 1000) -> StoredPool:
+        """Every example of `store`, `batch` at a time (`ExampleStore.iter_records`)."""
+        hits = [hit for page in store.iter_records(batch) for hit in page]
+        if not hits:
+            raise IclRetrieverError(
+                f"Index '{store.name}' at {store.location} is empty: add examples with "
+                f"`icl-retriever index POOL --name {store.name}`."
+            )
+        vectors = np.stack([hit.vector for hit in hits if hit.vector is not None])
+        if isinstance(store.embedder, TaskEmbedder):
+            task, content = store.embedder.split(vectors)
+        else:
+            task = content = vectors
+        return cls([hit.example for hit in hits], task, content, [hit.task_text for hit in hits])
+
 
 def discover_tasks(
-    store: ExampleStore, *, threshold: float = DEFAULT_THRESHOLD, name_tasks: bool = True, batch: int = 1000
+    pool: ExampleStore | StoredPool, *, threshold: float = DEFAULT_THRESHOLD, name_tasks: bool = True
 ) -> TaskMap:
     """The tasks of an indexed pool, found without its labels (see the module docstring).
 
     Args:
-        store: an open index (any embedder; the task embedder's task view is used when present).
+        pool: an open index (any embedder; the task embedder's task view is used when present),
+            or one already read with `StoredPool.read`.
         threshold: cosine distance at which clusters stop merging; lower finds more, finer tasks.
         name_tasks: name tasks with the verb|noun labeler (spaCy); otherwise by their representative.
-        batch: examples read from the store per call.
     """
-    return _discover(_read(store, batch), threshold, name_tasks)
+    pool = pool if isinstance(pool, StoredPool) else StoredPool.read(pool)
+    labels = cluster(pool.task_vectors, pool.task_texts, threshold)
+    members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    groups = sorted((m for m in members if len(m) > 1), key=lambda m: (-len(m), int(m[0])))
+    singletons = np.sort(np.concatenate([m for m in members if len(m) == 1] or [np.zeros(0, dtype=np.int64)]))
+    centroids = np.stack([_unit(pool.task_vectors[m].mean(axis=0)) for m in groups]) if groups else np.zeros((0, pool.task_vectors.shape[1]))
+    ordered = [m[np.argsort(-(pool.task_vectors[m] @ c), kind="stable")] for m, c in zip(groups, centroids)]
+    names = _names(pool, ordered) if name_tasks else [shorten(pool.examples[m[0]].instruction, 60) for m in ordered]
+    tasks = [_task(pool, name, m) for name, m in zip(names, ordered)]
+    if len(singletons):
+        tasks.append(_task(pool, SINGLETONS, singletons))
+    ari, gold_tasks = _agreement(pool.examples, labels)
+    return TaskMap(tasks, ari, gold_tasks, _near_duplicates(pool, ordered), centroids, threshold)
 
 
 def sample_examples(
-    store: ExampleStore,
+    pool: ExampleStore | StoredPool,
     n: int,
     *,
     method: SampleMethod = "round-robin",
+    task_map: TaskMap | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     seed: int = 0,
     random_draws: int = 20,
-    batch: int = 1000,
 ) -> SampleReport:
     """`n` examples that cover the pool's tasks evenly, and their coverage against random samples.
 
     `round-robin` takes the most central example of every discovered task (largest tasks first,
     then the singletons), then the second most central, and so on; `farthest` is farthest-point
     sampling on the task vectors (start nearest the pool's mean, then always the example furthest
-    from everything chosen).
+    from everything chosen). Coverage counts the tasks of `task_map` (discovered with `threshold`
+    when not given).
     """
-    pool = _read(store, batch)
+    pool = pool if isinstance(pool, StoredPool) else StoredPool.read(pool)
     if not 0 < n <= len(pool.examples):
         raise IclRetrieverError(f"--n must be between 1 and the pool size ({len(pool.examples)}), got {n}.")
-    task_map = _discover(pool, threshold, name_tasks=False)
+    task_map = task_map or discover_tasks(pool, threshold=threshold, name_tasks=False)
     keys = [e.key for e in pool.examples]
     chosen = _round_robin(task_map, n) if method == "round-robin" else [keys[i] for i in _farthest(pool.task_vectors, n)]
     by_key = dict(zip(keys, pool.examples))
@@ -231,20 +264,6 @@ def plot_task_similarity(task_map: TaskMap, path: str | Path, *, top: int = 25) 
 # ------------------------------------------------------------------------------------- internals
 
 
-def _read(store: ExampleStore, batch: int) -> _Pool:
-    hits = [hit for page in store.iter_records(batch) for hit in page]
-    if not hits:
-        raise IclRetrieverError(
-            f"Index '{store.name}' at {store.location} is empty: add examples with `icl-retriever index POOL --name {store.name}`."
-        )
-    vectors = np.stack([hit.vector for hit in hits if hit.vector is not None])
-    if isinstance(store.embedder, TaskEmbedder):
-        task, content = store.embedder.split(vectors)
-    else:
-        task = content = vectors
-    return _Pool([hit.example for hit in hits], task, content, [hit.task_text for hit in hits])
-
-
 def cluster(vectors: np.ndarray, wordings: Sequence[str | None], threshold: float) -> np.ndarray:
     """A cluster number per row: identical wordings grouped, then group means clustered.
 
@@ -265,24 +284,9 @@ def cluster(vectors: np.ndarray, wordings: Sequence[str | None], threshold: floa
     return np.asarray(model.fit_predict(means))[group_of]
 
 
-def _discover(pool: _Pool, threshold: float, name_tasks: bool) -> TaskMap:
-    labels = cluster(pool.task_vectors, pool.task_texts, threshold)
-    members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
-    groups = sorted((m for m in members if len(m) > 1), key=lambda m: (-len(m), int(m[0])))
-    singletons = np.sort(np.concatenate([m for m in members if len(m) == 1] or [np.zeros(0, dtype=np.int64)]))
-    centroids = np.stack([_unit(pool.task_vectors[m].mean(axis=0)) for m in groups]) if groups else np.zeros((0, pool.task_vectors.shape[1]))
-    ordered = [m[np.argsort(-(pool.task_vectors[m] @ c), kind="stable")] for m, c in zip(groups, centroids)]
-    names = _names(pool, ordered) if name_tasks else [shorten(pool.examples[m[0]].instruction, 60) for m in ordered]
-    tasks = [_task(pool, name, m) for name, m in zip(names, ordered)]
-    if len(singletons):
-        tasks.append(_task(pool, SINGLETONS, singletons))
-    ari, gold_tasks = _agreement(pool.examples, labels)
-    return TaskMap(tasks, ari, gold_tasks, _near_duplicates(pool, ordered), centroids, threshold)
-
-
-def _task(pool: _Pool, name: str, members: np.ndarray) -> Task:
+def _task(pool: StoredPool, name: str, members: np.ndarray) -> Task:
     outputs = Counter(pool.examples[i].output for i in members)
-    few = len(outputs) <= MAX_OUTPUT_VALUES and len(outputs) < len(members)
+    few = len(outputs) <= min(MAX_OUTPUT_VALUES, len(members) // 2)
     return Task(
         name=name,
         size=len(members),
@@ -292,7 +296,7 @@ def _task(pool: _Pool, name: str, members: np.ndarray) -> Task:
     )
 
 
-def _names(pool: _Pool, ordered: Sequence[np.ndarray]) -> list[str]:
+def _names(pool: StoredPool, ordered: Sequence[np.ndarray]) -> list[str]:
     """Majority verb|noun label of each task's most central members, numbered where repeated."""
     from icl_retriever.labels import TaskLabeler
 
@@ -317,7 +321,7 @@ def _agreement(examples: Sequence[Example], labels: np.ndarray) -> tuple[float |
     return float(adjusted_rand_score(gold, labels[labeled])), len(set(gold))
 
 
-def _near_duplicates(pool: _Pool, ordered: Sequence[np.ndarray]) -> list[list[str]]:
+def _near_duplicates(pool: StoredPool, ordered: Sequence[np.ndarray]) -> list[list[str]]:
     """Groups of members of one task whose content vectors are near-identical (chunked, per task)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -362,7 +366,7 @@ def _farthest(vectors: np.ndarray, n: int) -> list[int]:
     return chosen
 
 
-def _coverage(task_map: TaskMap, pool: _Pool, ids: Sequence[str]) -> Coverage:
+def _coverage(task_map: TaskMap, pool: StoredPool, ids: Sequence[str]) -> Coverage:
     cluster_of = task_map.assignment()
     tasks = {cluster_of[key] for key in ids if cluster_of[key] < task_map.n_tasks}
     by_key = {e.key: e.task for e in pool.examples}

@@ -136,3 +136,37 @@ def ieb(
         print_json(results[kinds[0]] if len(kinds) == 1 else results)
     else:
         typer.echo(results_markdown(results))
+
+
+@bench_app.command("tasks")
+@handle_errors
+def tasks(
+    name: Annotated[str, typer.Option("--name", help="The index of the pool (built with `icl-retriever index`).")],
+    pool: Annotated[Path, typer.Option("--pool", help="The same pool as JSONL with `id` and `task` on every row.")],
+    queries: Annotated[Path, typer.Option("--queries", help="File of query ids: their tasks are the query tasks.")],
+    store: Annotated[Path, typer.Option("--store", help="Folder that holds the index.")] = Path("stores"),
+    seed: Annotated[int, typer.Option(help="Seed of the random samples.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for results.json, results.md, heatmap.png.")] = Path(
+        "out/bench-tasks"
+    ),
+    json_out: JsonOption = False,
+) -> None:
+    """Task discovery against a pool's task ids: ARI, tasks found, query tasks as one cluster, sample coverage.
+
+    Example: icl-retriever bench tasks --name iclmix --pool ../shared/data/iclmix/pool.jsonl
+    --queries ../shared/data/iclmix/dev_ids.txt --out benchmarks/results/tasks-iclmix
+    """
+    from benchmarks import _report
+    from benchmarks.icl import read_query_ids
+    from benchmarks.tasks import evaluate_tasks, results_markdown, write_results
+    from icl_retriever.store import ExampleStore
+
+    header = _report.provenance(seed=seed)
+    results = evaluate_tasks(
+        ExampleStore.open(name, store), pool, read_query_ids(queries), seed=seed, plot=out / "heatmap.png"
+    )
+    write_results(out, results, header)
+    if json_out:
+        print_json(results)
+    else:
+        typer.echo(results_markdown(results, header["command"]))

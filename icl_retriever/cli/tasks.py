@@ -22,7 +22,7 @@ from icl_retriever.cli._app import (
 # Mirrors of `icl_retriever.tasks` values (numpy, sklearn: too heavy to import while parsing);
 # tests/test_cli_startup.py checks they match.
 #: `icl_retriever.tasks.DEFAULT_THRESHOLD`
-DEFAULT_THRESHOLD = 0.35
+DEFAULT_THRESHOLD = 0.45
 #: `icl_retriever.tasks.SampleMethod`
 SampleMethod = Literal["round-robin", "farthest"]
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example, shorten
+from icl_retriever.lexical import GAP
 from icl_retriever.store import ExampleStore
 from icl_retriever.task_embedder import TaskEmbedder
 
@@ -300,7 +301,7 @@ def _names(pool: StoredPool, ordered: Sequence[np.ndarray]) -> list[str]:
     """Majority verb|noun label of each task's most central members, numbered where repeated."""
     from icl_retriever.labels import TaskLabeler
 
-    texts = [pool.examples[i].instruction for m in ordered for i in m[:_LABELED_MEMBERS]]
+    texts = [_wording(pool, i) for m in ordered for i in m[:_LABELED_MEMBERS]]
     labels = iter([label.key for label in TaskLabeler().label_many(texts)])
     seen: Counter[str] = Counter()
     names = []
@@ -309,6 +310,15 @@ def _names(pool: StoredPool, ordered: Sequence[np.ndarray]) -> list[str]:
         seen[name] += 1
         names.append(name if seen[name] == 1 else f"{name} #{seen[name]}")
     return names
+
+
+def _wording(pool: StoredPool, i: int) -> str:
+    """The text to label: a whole prompt's template words (its content would be parsed instead of
+    its request), else the instruction."""
+    text = pool.task_texts[i]
+    if text is None or GAP not in text:
+        return pool.examples[i].instruction
+    return " ".join(part.strip(" .,:;") for part in text.split(GAP) if part.strip(" .,:;"))
 
 
 def _agreement(examples: Sequence[Example], labels: np.ndarray) -> tuple[float | None, int | None]:

@@ -162,7 +162,7 @@ class StoredPool:
                 f"Index '{store.name}' at {store.location} is empty: add examples with "
                 f"`icl-retriever index POOL --name {store.name}`."
             )
-        vectors = np.stack([hit.vector for hit in hits if hit.vector is not None])
+        vectors = np.asarray([hit.vector for hit in hits], dtype=np.float32)
         if isinstance(store.embedder, TaskEmbedder):
             task, content = store.embedder.split(vectors)
         else:
@@ -186,7 +186,8 @@ def discover_tasks(
     members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     groups = sorted((m for m in members if len(m) > 1), key=lambda m: (-len(m), int(m[0])))
     singletons = np.sort(np.concatenate([m for m in members if len(m) == 1] or [np.zeros(0, dtype=np.int64)]))
-    centroids = np.stack([_unit(pool.task_vectors[m].mean(axis=0)) for m in groups]) if groups else np.zeros((0, pool.task_vectors.shape[1]))
+    dimension = pool.task_vectors.shape[1]
+    centroids = np.array([_unit(pool.task_vectors[m].mean(axis=0)) for m in groups]).reshape(len(groups), dimension)
     ordered = [m[np.argsort(-(pool.task_vectors[m] @ c), kind="stable")] for m, c in zip(groups, centroids)]
     names = _names(pool, ordered) if name_tasks else [shorten(pool.examples[m[0]].instruction, 60) for m in ordered]
     tasks = [_task(pool, name, m) for name, m in zip(names, ordered)]
@@ -217,21 +218,25 @@ def sample_examples(
     pool = pool if isinstance(pool, StoredPool) else StoredPool.read(pool)
     if not 0 < n <= len(pool.examples):
         raise IclRetrieverError(f"--n must be between 1 and the pool size ({len(pool.examples)}), got {n}.")
-    task_map = task_map or discover_tasks(pool, threshold=threshold, name_tasks=False)
+    if task_map is None:
+        task_map = discover_tasks(pool, threshold=threshold, name_tasks=False)
     keys = [e.key for e in pool.examples]
     chosen = _round_robin(task_map, n) if method == "round-robin" else [keys[i] for i in _farthest(pool.task_vectors, n)]
     by_key = dict(zip(keys, pool.examples))
+    cluster_of, labelled = task_map.assignment(), task_map.gold_tasks is not None
+
+    def coverage(ids: Sequence[str]) -> tuple[int, int]:
+        tasks = {cluster_of[key] for key in ids if cluster_of[key] < task_map.n_tasks}
+        return len(tasks), len({by_key[key].task for key in ids} - {None})
+
     rng = random.Random(seed)
-    draws = [_coverage(task_map, pool, rng.sample(keys, n)) for _ in range(random_draws)]
-    gold = [d.gold_tasks for d in draws]
+    draws = np.array([coverage(rng.sample(keys, n)) for _ in range(random_draws)], dtype=float).mean(axis=0)
+    found = coverage(chosen)
     return SampleReport(
         examples=[by_key[key] for key in chosen],
         method=method,
-        coverage=_coverage(task_map, pool, chosen),
-        random=Coverage(
-            tasks=float(np.mean([d.tasks for d in draws])),
-            gold_tasks=None if task_map.gold_tasks is None else float(np.mean(gold)),  # type: ignore[arg-type]
-        ),
+        coverage=Coverage(tasks=float(found[0]), gold_tasks=float(found[1]) if labelled else None),
+        random=Coverage(tasks=float(draws[0]), gold_tasks=float(draws[1]) if labelled else None),
         n_tasks=task_map.n_tasks,
         gold_tasks=task_map.gold_tasks,
         random_draws=random_draws,
@@ -374,14 +379,6 @@ def _farthest(vectors: np.ndarray, n: int) -> list[int]:
         chosen.append(pick)
         nearest = np.maximum(nearest, vectors @ vectors[pick])
     return chosen
-
-
-def _coverage(task_map: TaskMap, pool: StoredPool, ids: Sequence[str]) -> Coverage:
-    cluster_of = task_map.assignment()
-    tasks = {cluster_of[key] for key in ids if cluster_of[key] < task_map.n_tasks}
-    by_key = {e.key: e.task for e in pool.examples}
-    gold = {by_key[key] for key in ids if by_key[key] is not None}
-    return Coverage(tasks=float(len(tasks)), gold_tasks=float(len(gold)) if task_map.gold_tasks is not None else None)
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

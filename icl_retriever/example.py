@@ -40,6 +40,12 @@ def json_type_name(value: Any) -> str:
     return next((name for kind, name in names.items() if isinstance(value, kind)), type(value).__name__)
 
 
+def shorten(text: str, limit: int = 160) -> str:
+    """The text on one line, cut to `limit` characters (ending in '...' when cut)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_text(value: str) -> str:
     """Reject characters the store cannot keep: NUL and unpaired surrogates (not valid Unicode)."""
     position = value.find("\x00")

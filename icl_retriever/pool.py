@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,15 @@ def load_pool(
     if not examples and not issues:
         raise PoolFormatError(f"{path} contains no records.")
     return PoolLoad(examples=examples, skipped=issues, duplicates=duplicates)
+
+
+def write_pool(path: str | Path, examples: Sequence[Example]) -> None:
+    """Write examples as JSONL that `load_pool` reads back (fields left unset are omitted)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for example in examples:
+            handle.write(json.dumps(example.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
 
 
 def _parse_records(raw: bytes, path: str) -> tuple[list[tuple[int, Any]], list[PoolIssue]]:

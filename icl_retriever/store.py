@@ -273,6 +273,26 @@ class ExampleStore:
             hits.append(Hit(_example_from(metadata), 1.0 - float(distance), vec, metadata.get(_TASK_KEY)))
         return hits[:n]
 
+    def iter_records(self, batch: int = 1000) -> Iterator[list[Hit]]:
+        """Every stored example with its vector and task wording, `batch` at a time (scores are NaN).
+
+        Pages through the collection in storage order, so memory and each Chroma call stay bounded
+        however large the pool (one `get` of everything fails past ~50k rows). Writes made while
+        iterating may be missed or seen twice.
+        """
+        if batch < 1:
+            raise ValueError(f"batch must be at least 1, got {batch}.")
+        offset = 0
+        while True:
+            found = self._collection.get(limit=batch, offset=offset, include=["embeddings", "metadatas"])
+            if not found["ids"]:
+                return
+            yield [
+                Hit(_example_from(metadata), float("nan"), np.asarray(vector, dtype=np.float32), metadata.get(_TASK_KEY))
+                for metadata, vector in zip(found["metadatas"], found["embeddings"])
+            ]
+            offset += len(found["ids"])
+
     def examples(self, where: Mapping[str, Any] | None = None) -> list[Example]:
         """All stored examples (optionally filtered), in id order."""
         with _where_errors(where):

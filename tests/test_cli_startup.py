@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from icl_retriever.cli import _app, app
+from icl_retriever.cli import tasks as cli_tasks
 from tests.conftest import BUILTIN_POOL, ROOT
 
 HEAVY = ("torch", "transformers", "sklearn", "scipy", "pandas", "langchain_core", "sentence_transformers")
@@ -45,7 +46,10 @@ def probe(*args: object) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["index", "--help"], ["select", "--help"], ["ask", "--help"], ["bench", "icl", "--help"]],
+    [
+        ["--help"], ["index", "--help"], ["select", "--help"], ["ask", "--help"], ["bench", "icl", "--help"],
+        ["tasks", "--help"], ["sample", "--help"],
+    ],
     ids=" ".join,
 )
 def test_help_imports_nothing_heavy(args):
@@ -80,6 +84,13 @@ def test_info_on_missing_index_exits_1_without_heavy_imports(tmp_path):
     assert out["imported"] == []
 
 
+def test_sample_bad_method_exits_2_without_heavy_imports():
+    out = probe("sample", "--n", "3", "--method", "kmeans")
+    assert out["exit_code"] == 2
+    assert "kmeans" in out["stderr"]
+    assert out["imported"] == []
+
+
 def test_info_reads_metadata_without_loading_a_model(tmp_path):
     pool = tmp_path / "three.jsonl"
     pool.write_text("\n".join(BUILTIN_POOL.read_text(encoding="utf-8").splitlines()[:3]) + "\n", encoding="utf-8")
@@ -100,8 +111,11 @@ def test_cli_mirrors_match_the_library():
     from icl_retriever.generators import Backend
     from icl_retriever.pool import DEFAULT_MAX_FIELD_CHARS
     from icl_retriever.store import DEFAULT_STORE_DIR
+    from icl_retriever.tasks import DEFAULT_THRESHOLD, SampleMethod
 
     assert _app.DEFAULT_STORE_DIR == Path(DEFAULT_STORE_DIR)
+    assert cli_tasks.DEFAULT_THRESHOLD == DEFAULT_THRESHOLD
+    assert get_args(cli_tasks.SampleMethod) == get_args(SampleMethod)
     assert get_args(_app.EmbedderKind) == get_args(EmbedderKind) == EMBEDDER_KINDS
     assert get_args(_app.Backend) == get_args(Backend)
     assert _app.DEFAULT_MAX_FIELD_CHARS == DEFAULT_MAX_FIELD_CHARS

@@ -173,3 +173,18 @@ def test_task_store_keeps_task_wordings_and_template_stats(tmp_path, task_embedd
     assert float(task_view @ task_view.T) == pytest.approx(1.0, abs=1e-5)
     expected = (float(task_view @ query_task.T) + float(content_view @ query_content.T)) / 2
     assert hits["ex0"].score == pytest.approx(expected, abs=1e-5)
+
+
+def test_iter_records_pages_through_every_example_with_its_vector(tmp_path, toy):
+    examples = make_examples()
+    store = ExampleStore(toy, "paged", tmp_path)
+    store.index(examples)
+    pages = list(store.iter_records(batch=4))
+    assert [len(page) for page in pages] == [4, 2]
+    records = {hit.example.key: hit for page in pages for hit in page}
+    assert sorted(records) == sorted(e.key for e in examples)
+    assert records["ex3"].example == examples[3] and records["ex3"].task_text is None
+    expected = toy.embed_documents([toy.text_for(examples[3].instruction, examples[3].input)])[0]
+    assert records["ex3"].vector == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="batch must be at least 1, got 0"):
+        next(store.iter_records(batch=0))

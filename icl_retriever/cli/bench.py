@@ -1,4 +1,4 @@
-"""`bench ieb` and `bench icl`: the benchmark commands (code in the top-level `benchmarks/`)."""
+"""`bench ieb`, `bench icl`, `bench tasks`, `bench tasks-threshold`: the benchmark commands (code in the top-level `benchmarks/`)."""
 
 from __future__ import annotations
 
@@ -136,3 +136,68 @@ def ieb(
         print_json(results[kinds[0]] if len(kinds) == 1 else results)
     else:
         typer.echo(results_markdown(results))
+
+
+
+@bench_app.command("tasks")
+@handle_errors
+def tasks(
+    name: Annotated[str, typer.Option("--name", help="Index of a pool whose examples all carry `task`.")],
+    store: Annotated[Path, typer.Option("--store", help="Folder that holds the index.")] = Path("stores"),
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="File of query ids: how many of their tasks form one cluster.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random samples.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for results.json, results.md, heatmap.png.")] = Path(
+        "out/bench-tasks"
+    ),
+    json_out: JsonOption = False,
+) -> None:
+    """Task discovery against a pool's `task` labels: ARI, tasks found, query tasks as one cluster, samples.
+
+    Example: icl-retriever bench tasks --name iclmix --queries ../shared/data/iclmix/dev_ids.txt
+    --out benchmarks/results/tasks-iclmix
+    """
+    from benchmarks import _report
+    from benchmarks.icl import read_query_ids
+    from benchmarks.tasks import evaluate_tasks, results_markdown, write_results
+    from icl_retriever.store import ExampleStore
+    from icl_retriever.tasks import StoredPool
+
+    header = _report.provenance(seed=seed)
+    stored = StoredPool.read(ExampleStore.open(name, store))
+    query_ids = read_query_ids(queries) if queries is not None else []
+    results = evaluate_tasks(stored, query_ids, seed=seed, plot=out / "heatmap.png")
+    markdown = results_markdown(results, header["command"])
+    write_results(out, results, header, markdown)
+    if json_out:
+        print_json(results)
+    else:
+        typer.echo(markdown)
+
+
+@bench_app.command("tasks-threshold")
+@handle_errors
+def tasks_threshold(
+    pool: Annotated[Path, typer.Option("--pool", help="The built-in pool (or another labelled pool).")] = Path(
+        "examples/pool.jsonl"
+    ),
+    eft: Annotated[Path, typer.Option("--eft", help="IEB eft_test.json.")] = Path("../shared/data/ieb/eft_test.json"),
+    cache: Annotated[Path, typer.Option(help="Folder for the two task-embedder indexes (built once).")] = Path(
+        "out/tasks-threshold-stores"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = Path("out/tasks-threshold"),
+) -> None:
+    """ARI of task discovery per clustering threshold on the tuning pools, and the best mean.
+
+    How `tasks`'s default threshold was chosen: on the built-in pool and IEB eft_test, never on
+    iclmix. Example: icl-retriever bench tasks-threshold --out benchmarks/results/tasks-threshold
+    """
+    from benchmarks import _report
+    from benchmarks.tasks import tune_threshold, tuning_markdown, write_results
+
+    header = _report.provenance()
+    results = tune_threshold(pool, eft, cache)
+    markdown = tuning_markdown(results, header["command"])
+    write_results(out, results, header, markdown)
+    typer.echo(markdown)

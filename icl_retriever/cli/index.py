@@ -123,6 +123,7 @@ def select(
 
     Example: icl-retriever select "Is this review positive or negative?" --input "Loved it."
     """
+    from icl_retriever.example import shorten
     from icl_retriever.selectors import selector_for_store
     from icl_retriever.store import ExampleStore
 
@@ -136,10 +137,10 @@ def select(
     for rank, demo in enumerate(demos, start=1):
         score = "-" if demo["score"] is None else f"{demo['score']:.3f}"
         typer.echo(f"#{rank}  score {score}  id {demo['id']}  task {demo['task'] or '-'}")
-        typer.echo(f"    instruction: {_short(demo['instruction'])}")
+        typer.echo(f"    instruction: {shorten(demo['instruction'])}")
         if demo["input"]:
-            typer.echo(f"    input:       {_short(demo['input'])}")
-        typer.echo(f"    output:      {_short(demo['output'])}")
+            typer.echo(f"    input:       {shorten(demo['input'])}")
+        typer.echo(f"    output:      {shorten(demo['output'])}")
 
 
 @app.command()
@@ -159,8 +160,3 @@ def info(
     else:
         for key, value in data.items():
             typer.echo(f"{key:12} {value}")
-
-
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -29,7 +28,7 @@ def label(
     empty). Example: icl-retriever label examples/pool.jsonl --out labeled.jsonl
     """
     from icl_retriever.labels import TaskLabeler
-    from icl_retriever.pool import load_pool
+    from icl_retriever.pool import load_pool, write_pool
 
     examples = load_pool(pool).examples
     texts = [ex.instruction if ex.instruction.strip() else ex.input for ex in examples]
@@ -40,10 +39,7 @@ def label(
     ]
     counts = Counter(ex.task for ex in labeled)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", encoding="utf-8") as handle:
-            for ex in labeled:
-                handle.write(json.dumps(ex.model_dump(exclude_none=True), ensure_ascii=False) + "\n")
+        write_pool(out, labeled)
         log(f"Wrote {len(labeled)} labeled examples to {out}.")
     if json_out:
         print_json(

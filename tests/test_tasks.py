@@ -1,0 +1,156 @@
+"""Task discovery and task-covering samples on a real task-embedder store of the built-in pool.
+
+The built-in pool has 17 tasks (its `task` field), every instruction worded differently; the
+floors below were measured with the default threshold (README, "Know your pool").
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from icl_retriever.cli import app
+from icl_retriever.errors import IclRetrieverError, StoreNotFoundError
+from icl_retriever.example import Example
+from icl_retriever.pool import load_pool
+from icl_retriever.store import ExampleStore
+from icl_retriever.tasks import SINGLETONS, cluster, discover_tasks, plot_task_similarity, sample_examples
+from tests.conftest import BUILTIN_POOL
+
+runner = CliRunner()
+TRUE_TASKS = 17
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """The built-in pool indexed with the task embedder (`pool`), through the CLI."""
+    path = tmp_path_factory.mktemp("stores")
+    result = invoke("index", BUILTIN_POOL, "--store", path, "--json")
+    assert result.exit_code == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def task_map(stores):
+    return discover_tasks(ExampleStore.open("pool", stores))
+
+
+def test_every_example_is_in_exactly_one_task(task_map):
+    ids = [key for task in task_map.tasks for key in task.ids]
+    assert sorted(ids) == sorted(e.key for e in load_pool(BUILTIN_POOL).examples)
+    assert len(ids) == len(set(ids)) == 96
+    assert [t.size for t in task_map.tasks] == [len(t.ids) for t in task_map.tasks]
+    real = task_map.tasks[: task_map.n_tasks]
+    assert all(t.size >= 2 for t in real) and [t.size for t in real] == sorted((t.size for t in real), reverse=True)
+    assert task_map.tasks[-1].name == SINGLETONS
+    assert len({t.name for t in task_map.tasks}) == len(task_map.tasks)
+
+
+def test_tasks_agree_with_the_pool_labels(task_map):
+    assert TRUE_TASKS - 5 <= task_map.n_tasks <= TRUE_TASKS + 5
+    assert task_map.gold_tasks == TRUE_TASKS
+    assert task_map.ari is not None and task_map.ari >= 0.6
+    by_id = {e.key: e for e in load_pool(BUILTIN_POOL).examples}
+    largest = task_map.tasks[0]
+    # The representative is the most central member's instruction; the name is the labeler's majority.
+    assert largest.representative == by_id[largest.ids[0]].instruction
+    assert "|" in largest.name
+    sentiment = next(t for t in task_map.tasks if {by_id[k].task for k in t.ids} == {"classify|sentiment"})
+    assert sentiment.outputs is not None and set(sentiment.outputs) <= {"positive", "negative"}
+    assert sum(sentiment.outputs.values()) == sentiment.size
+
+
+def test_identical_wordings_always_share_a_cluster():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(6, 8))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = cluster(vectors, ["a", "b", "a", None, "b", None], threshold=0.01)
+    assert labels[0] == labels[2] and labels[1] == labels[4]
+    assert len(set(labels.tolist())) == 4  # far-apart groups stay apart; None rows are their own
+
+
+def test_near_duplicates_are_grouped(tmp_path, task_embedder):
+    rows = [Example(instruction="Translate this sentence into French.", input=text, output=out, id=f"t{n}")
+            for n, (text, out) in enumerate([("Good morning.", "Bonjour."), ("Good morning!", "Bonjour !"),
+                                             ("The cat sleeps on the sofa.", "Le chat dort sur le canapé.")])]
+    store = ExampleStore(task_embedder, "dups", tmp_path)
+    store.index(rows)
+    found = discover_tasks(store, name_tasks=False)
+    assert found.n_tasks == 1 and found.tasks[0].size == 3
+    assert found.duplicates == [["t0", "t1"]]
+    assert found.ari is None and found.gold_tasks is None
+
+
+def test_tasks_json_schema_and_plot(stores, tmp_path):
+    plot = tmp_path / "heat.png"
+    result = invoke("tasks", "--store", stores, "--json", "--plot", plot)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"tasks", "n_tasks", "agreement", "duplicates", "threshold"}
+    assert set(data["agreement"]) == {"ari", "gold_tasks"} and data["agreement"]["ari"] >= 0.6
+    assert {"name", "size", "ids", "representative"} <= set(data["tasks"][0])
+    assert data["n_tasks"] == sum(t["name"] != SINGLETONS for t in data["tasks"])
+    assert Counter(k for t in data["tasks"] for k in t["ids"]).most_common(1)[0][1] == 1
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "heatmap" in result.stderr
+
+
+def test_tasks_table(stores):
+    result = invoke("tasks", "--store", stores, "--show", "3")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith("tasks in 96 examples (threshold 0.45).")
+    assert "Agreement with the pool's 17 `task` labels: ARI" in result.stdout
+    assert "more (--show, --json)." in result.stdout
+
+
+def test_sample_covers_more_tasks_than_random(stores):
+    report = sample_examples(ExampleStore.open("pool", stores), 17)
+    assert len(set(report.ids)) == 17
+    assert report.coverage.gold_tasks is not None and report.random.gold_tasks is not None
+    assert report.coverage.gold_tasks >= report.random.gold_tasks + 2
+    assert report.coverage.tasks == min(17, report.n_tasks) >= report.random.tasks
+
+
+def test_sample_cli_json_and_out(stores, tmp_path):
+    out = tmp_path / "subset.jsonl"
+    result = invoke("sample", "--store", stores, "--n", 10, "--method", "farthest", "--out", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["method"] == "farthest" and len(set(data["ids"])) == 10
+    assert [e.key for e in load_pool(out).examples] == data["ids"]
+    assert data["coverage"]["gold_tasks"] >= data["random"]["gold_tasks"]
+
+
+def test_sample_size_beyond_the_pool_is_an_error(stores):
+    with pytest.raises(IclRetrieverError, match=r"--n must be between 1 and the pool size \(96\), got 97"):
+        sample_examples(ExampleStore.open("pool", stores), 97)
+
+
+def test_missing_store_is_exit_1_with_how_to_fix(tmp_path):
+    for command in (["tasks"], ["sample", "--n", "3"]):
+        result = invoke(*command, "--store", tmp_path, "--name", "nope")
+        assert result.exit_code == 1
+        assert "No index named 'nope'" in result.stderr and "icl-retriever index POOL --name nope" in result.stderr
+    with pytest.raises(StoreNotFoundError):
+        discover_tasks(ExampleStore.open("nope", tmp_path))
+
+
+def test_empty_store_and_empty_plot_are_errors(tmp_path, toy):
+    store = ExampleStore(toy, "empty", tmp_path)
+    with pytest.raises(IclRetrieverError, match="Index 'empty' .* is empty: add examples"):
+        discover_tasks(store)
+    store.index([Example(instruction="Say hi.", output="hi", id="one")])
+    alone = discover_tasks(store, name_tasks=False)
+    assert alone.n_tasks == 0 and [t.name for t in alone.tasks] == [SINGLETONS]
+    with pytest.raises(IclRetrieverError, match="nothing to plot"):
+        plot_task_similarity(alone, tmp_path / "x.png")

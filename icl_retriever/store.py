@@ -44,7 +44,7 @@ _CHROMA_FILE = "chroma.sqlite3"
 #: Examples embedded and committed together by `index` (memory is bounded by one chunk).
 INDEX_CHUNK = 512
 #: Seconds to wait for a Chroma server's answer.
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 60.0
 #: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
 TEMPLATE_STATS_FILE = "template_stats.npz"
 

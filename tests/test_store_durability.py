@@ -71,8 +71,17 @@ def _run(mode: str, folder: Path, rows: int, version: int) -> float:
     return time.monotonic() - start
 
 
+def _as_a_new_process() -> None:
+    """Read the folder as a new process (the next `select`) would: Chroma's embedded client keeps
+    the vectors it loaded in memory and does not see another process's later writes."""
+    from chromadb.api.client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
 def _contents(folder: Path) -> list[Example] | None:
     """What a reader sees now: the examples (after one real selection), or None for 'no index yet'."""
+    _as_a_new_process()
     try:
         store = ExampleStore.open(NAME, folder, embedder=ToyEmbedder())
     except StoreNotFoundError as exc:
@@ -80,7 +89,9 @@ def _contents(folder: Path) -> list[Example] | None:
         return None
     request = {"instruction": "Task 3: answer about sport item 5.", "input": "item 7"}
     assert len(SimilarityExampleSelector(store=store, k=2).select_examples(request)) == 2
-    return store.examples()
+    seen = store.examples()
+    _as_a_new_process()  # this reader exits before the next run, as `select` does
+    return seen
 
 
 @pytest.mark.slow
@@ -113,11 +124,12 @@ def test_kill_9_during_index_and_rebuild_then_rerun_equals_a_clean_build(tmp_pat
             assert all(pools[1][e.key] == e for e in seen)
         states.append((mode, None if seen is None else len(seen)))
         _run(mode, folder, rows, 1)
+        _as_a_new_process()
         store = ExampleStore.open(NAME, folder, embedder=ToyEmbedder())
         ids, vectors, metadatas = _snapshot(store)
         assert ids == expected[1][0] and np.array_equal(vectors, expected[1][1]) and metadatas == expected[1][2]
         live = {"pool"} if mode == "index" else {"pool-alias", store._collection.name}
-        assert _collections(folder) == live  # no leftovers
+        assert _collections(folder / NAME) == live  # no leftovers
     print("crash trials (mode, rows visible after the kill):", states)
 
 

@@ -60,6 +60,7 @@ def test_failed_embedding_leaves_index_intact(tmp_path, toy):
     with pytest.raises(RuntimeError):
         ExampleStore.rebuild(Broken(), "demo", examples, tmp_path)
     assert [e.key for e in store.examples()] == ["ex0", "ex1", "ex2"]
+    assert _collections(tmp_path / "demo") == {"demo"}  # the failed rebuild's collection is gone
 
 
 def test_writes_respect_the_client_batch_size(tmp_path, toy, monkeypatch):

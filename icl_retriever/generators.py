@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
@@ -38,6 +38,8 @@ Backend = Literal["vllm", "openai", "transformers"]
 
 #: Default server of `vllm serve` when neither --base-url nor $OPENAI_BASE_URL is given.
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+#: Seconds an OpenAI-compatible server may take to answer one request.
+DEFAULT_TIMEOUT = 60.0
 
 
 @runtime_checkable
@@ -178,11 +180,13 @@ def _default_vllm_dtype() -> str:
 
 
 class OpenAIGenerator:
-    """Any OpenAI-compatible `/v1/completions` server, e.g. `vllm serve MODEL`.
+    """Any OpenAI-compatible `/v1/completions` server, e.g. `vllm serve MODEL`, through the `openai` SDK.
 
     All prompts go in one request (the completions API takes a list). `model` None asks the
     server for its first model. The API key comes from `api_key` or `$OPENAI_API_KEY` (vLLM
-    needs none unless started with --api-key).
+    needs none unless started with --api-key). Each request waits at most `timeout` seconds;
+    transient failures (connection errors, timeouts, 429 and 5xx answers) are retried up to
+    `max_retries` times with exponential backoff.
     """
 
     backend = "openai"
@@ -193,38 +197,49 @@ class OpenAIGenerator:
         base_url: str | None = None,
         *,
         api_key: str | None = None,
-        timeout: float = 600.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = 3,
     ) -> None:
-        import httpx
+        import openai
 
         url = (base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.base_url = url if url.endswith("/v1") else f"{url}/v1"
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self.timeout = timeout
+        self._client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY",  # the SDK insists on a key
+            timeout=timeout,
+            max_retries=max_retries,
+        )
         self.model = model or self._first_model()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        import httpx
+    def _call(self, what: str, request: Callable[[], Any]) -> Any:
+        """Run an SDK request, turning its failures (after the SDK's retries) into one-paragraph errors."""
+        import openai
 
         try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
+            return request()
+        except openai.APITimeoutError as exc:
             raise IclRetrieverError(
-                f"Could not reach the OpenAI-compatible server at {self.base_url} ({exc}). "
+                f"The OpenAI-compatible server at {self.base_url} did not answer {what} within {self.timeout:g} s "
+                "(retried with backoff). Check that it is running and not overloaded, or allow it longer "
+                "with --timeout."
+            ) from exc
+        except openai.APIConnectionError as exc:
+            raise IclRetrieverError(
+                f"Could not reach the OpenAI-compatible server at {self.base_url} ({exc.__cause__ or exc}). "
                 "Start one with `vllm serve MODEL` or pass --base-url."
             ) from exc
-        if response.status_code != 200:
+        except openai.APIStatusError as exc:
             raise IclRetrieverError(
-                f"{method} {self.base_url}{path} answered {response.status_code}: {response.text[:500]}"
-            )
-        return response.json()
+                f"The server at {self.base_url} answered {what} with {exc.status_code}: {exc.response.text[:500]}"
+            ) from exc
 
     def _first_model(self) -> str:
-        models = self._request("GET", "/models").get("data", [])
+        models = self._call("GET /models", lambda: self._client.models.list().data)
         if not models:
             raise IclRetrieverError(f"The server at {self.base_url} serves no model; pass --model.")
-        return str(models[0]["id"])
+        return str(models[0].id)
 
     @functools.cached_property
     def tokenizer(self) -> PreTrainedTokenizerBase | None:
@@ -242,18 +257,16 @@ class OpenAIGenerator:
     ) -> list[str]:
         if not prompts:
             return []
-        body: dict[str, Any] = {
-            "model": self.model,
-            "prompt": list(prompts),
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-        }
-        if stop:
-            body["stop"] = list(stop)
-        choices = self._request("POST", "/completions", json=body)["choices"]
+        options: dict[str, Any] = {"stop": list(stop)} if stop else {}
+        completion = self._call(
+            "POST /completions",
+            lambda: self._client.completions.create(
+                model=self.model, prompt=list(prompts), max_tokens=max_tokens, temperature=temperature, **options
+            ),
+        )
         texts = [""] * len(prompts)
-        for choice in choices:
-            texts[choice["index"]] = choice["text"]
+        for choice in completion.choices:
+            texts[choice.index] = choice.text
         # Servers that ignore `stop` (or only honour up to 4 strings) still yield one-line answers.
         return [_cut_at_stop(t, stop) for t in texts]
 
@@ -331,17 +344,22 @@ class TransformersGenerator:
 
 
 def make_generator(
-    backend: Backend = "vllm", model: str | Path | None = None, base_url: str | None = None
+    backend: Backend = "vllm",
+    model: str | Path | None = None,
+    base_url: str | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> Generator:
     """Build a generator.
 
     `model`: for "vllm"/"transformers" a checkpoint folder, a .gguf file or None for the
     packaged SmolLM2-135M-Instruct; for "openai" the server's model name (None: its first).
+    `timeout`: seconds per request to an "openai" server.
     """
     if backend == "vllm":
         return VLLMGenerator(model)
     if backend == "transformers":
         return TransformersGenerator(model)
     if backend == "openai":
-        return OpenAIGenerator(None if model is None else str(model), base_url)
+        return OpenAIGenerator(None if model is None else str(model), base_url, timeout=timeout)
     raise IclRetrieverError(f"Unknown backend {backend!r}: expected one of vllm, openai, transformers.")

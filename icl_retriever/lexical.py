@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -77,6 +78,8 @@ class TemplateStats:
         self.min_count = min_count
         self.counts = np.zeros(buckets, dtype=np.uint32)
         self.documents = 0
+        self.seen: set[int] = set()
+        """Ids of the texts counted so far (first 64 bits of each hex id given to `add`)."""
 
     @property
     def threshold(self) -> int:
@@ -89,9 +92,18 @@ class TemplateStats:
         grams = _ngrams(tokens(text), TEMPLATE_N)
         return np.array([murmurhash3_32(g, positive=True) % len(self.counts) for g in grams], dtype=np.int64)
 
-    def add(self, texts: Iterable[str]) -> None:
-        """Count each text's distinct 4-grams once."""
-        for text in texts:
+    def add(self, texts: Iterable[str], ids: Iterable[str] | None = None) -> None:
+        """Count each text's distinct 4-grams once.
+
+        With `ids` (hex digests such as `Example.content_hash`, one per text), a text whose id was
+        counted before is skipped: a resumed indexing run counts nothing twice.
+        """
+        for text, text_id in zip(texts, ids if ids is not None else itertools.repeat(None)):
+            if text_id is not None:
+                digest = int(text_id[:16], 16)
+                if digest in self.seen:
+                    continue
+                self.seen.add(digest)
             np.add.at(self.counts, np.unique(self._buckets(text)), 1)
             self.documents += 1
 
@@ -113,7 +125,8 @@ class TemplateStats:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with tmp.open("wb") as fh:
-            np.savez_compressed(fh, counts=self.counts, documents=np.array(self.documents))
+            seen = np.array(sorted(self.seen), dtype=np.uint64)
+            np.savez_compressed(fh, counts=self.counts, documents=np.array(self.documents), seen=seen)
         tmp.replace(path)
 
     @classmethod
@@ -124,6 +137,7 @@ class TemplateStats:
             with np.load(path) as data:
                 stats.counts = data["counts"].astype(np.uint32)
                 stats.documents = int(data["documents"])
+                stats.seen = {int(x) for x in data["seen"]} if "seen" in data else set()
         return stats
 
 

@@ -109,11 +109,11 @@ class _StoreSelector(BaseExampleSelector, BaseModel):
         return chosen
 
     def _pool(self) -> list[Example]:
-        """The pool's examples in memory (after `where`), reloaded when the store grows."""
-        count = self.store.count
+        """The pool's examples in memory (after `where`), reloaded after any write to the store."""
+        revision = self.store.revision
         cached = self.__dict__.get("_cached_pool")
-        if cached is None or cached[0] != count:
-            cached = (count, self.store.examples(where=self.where))
+        if cached is None or cached[0] != revision:
+            cached = (revision, self.store.examples(where=self.where))
             self.__dict__["_cached_pool"] = cached
         return cached[1]
 

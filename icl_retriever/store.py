@@ -5,12 +5,18 @@ keeps the hash of its whole content, so re-indexing a pool embeds and writes onl
 The collection records the embedder's fingerprint and recipe: `ExampleStore.open` rebuilds the
 embedder from it, and opening with a different embedder is an error instead of silently mixing
 vector spaces.
+
+`rebuild` fills a new collection and then points the alias record `NAME-alias` at it, so readers
+never see a half-built index; every write changes the collection's `revision`, on which selectors
+key their in-memory caches.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +35,16 @@ DEFAULT_STORE_DIR = Path("stores")
 _EXAMPLE_KEY = "_example"
 _HASH_KEY = "_hash"
 _TASK_KEY = "_task_text"
-_EMBED_CHUNK = 256
+_REVISION_KEY = "revision"
+_TARGET_KEY = "target"
+#: The alias record `NAME-alias` names the collection that holds a rebuilt index.
+_ALIAS_SUFFIX = "-alias"
+_REBUILD_SUFFIX = "-rebuild"
+_CHROMA_FILE = "chroma.sqlite3"
+#: Examples embedded and committed together by `index` (memory is bounded by one chunk).
+INDEX_CHUNK = 512
+#: Seconds to wait for a Chroma server's answer.
+DEFAULT_TIMEOUT = 60.0
 #: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
 TEMPLATE_STATS_FILE = "template_stats.npz"
 
@@ -61,22 +76,55 @@ def collection_name(name: str) -> str:
     return cleaned if len(cleaned) >= 3 else f"{cleaned}-pool"
 
 
-def _client(path: Path, url: str | None) -> Any:
+def _client(path: Path, url: str | None, timeout: float = DEFAULT_TIMEOUT) -> Any:
     import chromadb
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
     if url is not None:
+        import httpx
         from urllib.parse import urlparse
 
+        _check_server(url, timeout)
         parsed = urlparse(url)
-        return chromadb.HttpClient(
+        client = chromadb.HttpClient(
             host=parsed.hostname or "localhost",
             port=parsed.port or 8000,
             ssl=parsed.scheme == "https",
             settings=settings,
         )
-    return chromadb.PersistentClient(path=str(path), settings=settings)
+        # chromadb's HTTP session has no timeout: a server that stops answering would hang every call.
+        client._server._session.timeout = httpx.Timeout(timeout)
+        return client
+    try:
+        return chromadb.PersistentClient(path=str(path), settings=settings)
+    except Exception as exc:  # chromadb reports an unwritable folder as various internal errors
+        if "readonly" in str(exc).lower() or "permission" in str(exc).lower() or not os.access(path, os.W_OK):
+            raise IclRetrieverError(
+                f"The index folder {path} cannot be opened because it is not writable ({exc}). Chroma "
+                "writes to its database even to read it: give your user write access, e.g. "
+                f"`chmod -R u+w {path}` (or `chown -R $USER {path}`), or copy the folder somewhere writable "
+                "and pass that parent folder as --store."
+            ) from exc
+        raise
+
+
+def _check_server(url: str, timeout: float) -> None:
+    """Fail fast, with a message, when a Chroma server is unreachable or silent."""
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/api/v2/heartbeat", timeout=timeout).raise_for_status()
+    except httpx.TimeoutException as exc:
+        raise IclRetrieverError(
+            f"The Chroma server at {url} did not answer within {timeout:g} s. Check that a Chroma server "
+            "(`chroma run`) listens there and is not overloaded, or allow it longer with --timeout."
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise IclRetrieverError(
+            f"Could not reach a Chroma server at {url} ({exc}). Start one with `chroma run --path DIR`, "
+            "or check --url."
+        ) from exc
 
 
 class ExampleStore:
@@ -87,6 +135,8 @@ class ExampleStore:
         name: index name; the embedded store lives in `path/name/`.
         path: parent folder of embedded stores (default `stores/`).
         url: a Chroma server (`http://host:port`); then `path` is not used.
+        timeout: seconds to wait for a Chroma server's answer.
+        create: create the index when it does not exist (False: `StoreNotFoundError`, nothing written).
 
     Raises:
         EmbedderMismatchError: the index exists and was built with another embedder.
@@ -98,44 +148,67 @@ class ExampleStore:
         name: str,
         path: str | Path = DEFAULT_STORE_DIR,
         url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        create: bool = True,
     ) -> None:
         self.embedder = embedder
         self.name = name
         self.location = url if url is not None else str(Path(path) / name)
         # Kept on this machine even for a Chroma server: only indexing reads them.
-        self._stats_path = Path(path) / name / TEMPLATE_STATS_FILE
-        self._client = _client(Path(path) / name, url)
-        self._collection_name = collection_name(name)
-        self._collection = self._client.get_or_create_collection(
-            self._collection_name,
-            configuration={"hnsw": {"space": "cosine"}},
-            metadata=_collection_metadata(embedder),
-            embedding_function=None,
-        )
-        recorded = (self._collection.metadata or {}).get("embedder_fingerprint")
-        if recorded != embedder.fingerprint:
+        self._folder = Path(path) / name
+        self._final = collection_name(name)
+        if not create:
+            self._client, self._collection = _existing(name, path, url, timeout)
+        else:
+            self._client = _client(self._folder, url, timeout)
+            self._collection = _live(self._client, self._final) or self._client.get_or_create_collection(
+                self._final,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata=_collection_metadata(embedder),
+                embedding_function=None,
+            )
+            if _fingerprint(self._collection) != embedder.fingerprint and self._collection.count() == 0:
+                # An index that never got its first chunk holds no vectors to mix: it takes this embedder.
+                self._collection.modify(metadata=_collection_metadata(embedder))
+        self._check_embedder(self._collection)
+
+    def _check_embedder(self, collection: Any) -> None:
+        recorded = _fingerprint(collection)
+        if recorded != self.embedder.fingerprint:
             raise EmbedderMismatchError(
-                f"Index '{name}' at {self.location} was built with embedder {recorded}, "
-                f"but it was opened with {embedder.fingerprint}. Vectors from different embedders "
-                f"cannot be compared. Rebuild it with `icl-retriever index POOL --name {name} --rebuild` "
+                f"Index '{self.name}' at {self.location} was built with embedder {recorded}, "
+                f"but it was opened with {self.embedder.fingerprint}. Vectors from different embedders "
+                f"cannot be compared. Rebuild it with `icl-retriever index POOL --name {self.name} --rebuild` "
                 "and the embedder you want, or open it without naming an embedder."
             )
 
     @classmethod
     def open(
-        cls, name: str, path: str | Path = DEFAULT_STORE_DIR, url: str | None = None
+        cls,
+        name: str,
+        path: str | Path = DEFAULT_STORE_DIR,
+        url: str | None = None,
+        *,
+        embedder: Embedder | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> ExampleStore:
-        """Open an existing index with the embedder recorded in it."""
-        collection = cls._existing_collection(name, path, url)
-        spec = json.loads((collection.metadata or {}).get("embedder_spec", "{}"))
-        if "kind" not in spec:
-            raise IclRetrieverError(f"Index '{name}' does not record its embedder; rebuild it with `icl-retriever index`.")
-        return cls(load_embedder(spec["kind"], spec.get("model")), name, path, url)
+        """Open an existing index (never creates or writes one), with the embedder recorded in it
+        unless `embedder` is given."""
+        if embedder is None:
+            _, collection = _existing(name, path, url, timeout)
+            spec = json.loads((collection.metadata or {}).get("embedder_spec", "{}"))
+            if "kind" not in spec:
+                raise IclRetrieverError(f"Index '{name}' does not record its embedder; rebuild it with `icl-retriever index`.")
+            embedder = load_embedder(spec["kind"], spec.get("model"))
+        return cls(embedder, name, path, url, timeout=timeout, create=False)
 
     @classmethod
-    def describe(cls, name: str, path: str | Path = DEFAULT_STORE_DIR, url: str | None = None) -> dict[str, Any]:
+    def describe(
+        cls, name: str, path: str | Path = DEFAULT_STORE_DIR, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         """Size and embedder of an existing index, read from Chroma without loading any model."""
-        collection = cls._existing_collection(name, path, url)
+        _, collection = _existing(name, path, url, timeout)
         metadata = collection.metadata or {}
         return {
             "store": url if url is not None else str(Path(path) / name),
@@ -146,21 +219,6 @@ class ExampleStore:
             "dimension": metadata.get("dimension"),
         }
 
-    @staticmethod
-    def _existing_collection(name: str, path: str | Path, url: str | None) -> Any:
-        if url is None and not (Path(path) / name).is_dir():
-            raise StoreNotFoundError(
-                f"No index named '{name}' in {path}/. Create it with `icl-retriever index POOL --name {name}`."
-            )
-        client = _client(Path(path) / name, url)
-        try:
-            return client.get_collection(collection_name(name))
-        except Exception as exc:  # chromadb raises NotFoundError/ValueError depending on the client
-            raise StoreNotFoundError(
-                f"No index named '{name}' at {url or Path(path) / name}. "
-                f"Create it with `icl-retriever index POOL --name {name}`."
-            ) from exc
-
     @property
     def count(self) -> int:
         return int(self._collection.count())
@@ -169,23 +227,51 @@ class ExampleStore:
     def fingerprint(self) -> str:
         return self.embedder.fingerprint
 
+    @property
+    def revision(self) -> str:
+        """Changes with every write and every rebuild: in-memory caches of the pool key on it.
+
+        After a rebuild (in any process) the store follows the alias to the new collection.
+        """
+        live = _live(self._client, self._final)
+        if live is None:
+            raise StoreNotFoundError(f"Index '{self.name}' at {self.location} was deleted.")
+        if live.id != self._collection.id:
+            self._check_embedder(live)
+            self._collection = live
+        return f"{live.id}:{(live.metadata or {}).get(_REVISION_KEY)}"
+
+    @property
+    def stats_path(self) -> Path:
+        """The index's template statistics (task embedder only; see `icl_retriever.lexical`)."""
+        return _stats_path(self._folder, self._collection.name, self._final)
+
     def index(
-        self, examples: Sequence[Example], *, progress: Callable[[int], None] | None = None
+        self,
+        examples: Sequence[Example],
+        *,
+        progress: Callable[[int], None] | None = None,
+        chunk_size: int = INDEX_CHUNK,
     ) -> IndexReport:
         """Add new examples, update changed ones, skip unchanged ones.
 
-        Everything is embedded before anything is written, so an error while embedding leaves the
-        index as it was. With the task embedder, the new and changed examples are counted into the
-        pool's template statistics first, then embedded (examples indexed earlier keep their
-        skeletons, and a changed example's old text stays counted; `rebuild` recomputes them all).
+        Examples are embedded and written `chunk_size` at a time, each chunk committed before the
+        next is embedded: memory holds one chunk's vectors, and an interrupted run loses at most one
+        chunk (running it again writes only what is missing, and the result equals a clean build).
+        With the task embedder, the new and changed examples are counted into the pool's template
+        statistics before the first chunk, each content once even across interrupted runs (examples
+        indexed earlier keep their skeletons, and a changed example's old text stays counted;
+        `rebuild` recomputes them all).
         """
+        _drop_leftovers(self._client, self._folder, self._final)
         existing = self._stored_hashes([e.key for e in examples])
         changed = [e for e in examples if existing.get(e.key) != e.content_hash]
-        stats = TemplateStats.load(self._stats_path) if isinstance(self.embedder, TaskEmbedder) else None
-        vectors, task_texts = _embed(self.embedder, changed, progress, stats)
-        _write(self._client, self._collection, self.embedder, changed, vectors, task_texts)
-        if stats is not None and changed:
-            stats.save(self._stats_path)
+        stats = None
+        if isinstance(self.embedder, TaskEmbedder) and changed:
+            stats = TemplateStats.load(self.stats_path)
+            stats.add(_texts(self.embedder, changed), [e.content_hash for e in changed])
+            stats.save(self.stats_path)
+        _embed_and_write(self._client, self._collection, self.embedder, changed, stats, progress, chunk_size)
         updated = sum(1 for e in changed if e.key in existing)
         return IndexReport(added=len(changed) - updated, updated=updated, unchanged=len(examples) - len(changed))
 
@@ -203,32 +289,44 @@ class ExampleStore:
         url: str | None = None,
         *,
         progress: Callable[[int], None] | None = None,
+        chunk_size: int = INDEX_CHUNK,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> tuple[ExampleStore, IndexReport]:
         """Build the index anew with `embedder`, replacing whatever it held (any embedder).
 
-        The new collection is written under a temporary name and swapped in only when complete,
-        so a failure leaves the old index intact.
+        The new collection (`NAME-rebuild-<random>`) is filled while readers keep using the old
+        one; then the alias record `NAME-alias` is pointed at it (one metadata write, atomic) and
+        the old collection is dropped. An interrupted rebuild leaves the old index in use and its
+        half-built collection is dropped by the next `index` or `rebuild`. One rebuild at a time.
         """
-        stats = TemplateStats() if isinstance(embedder, TaskEmbedder) else None
-        vectors, task_texts = _embed(embedder, examples, progress, stats)
-        client = _client(Path(path) / name, url)
-        final_name = collection_name(name)
-        temp_name = collection_name(f"{final_name}-rebuild")
-        if temp_name in {c.name for c in client.list_collections()}:
-            client.delete_collection(temp_name)  # left over from an interrupted rebuild
-        temp = client.create_collection(
-            temp_name,
+        folder = Path(path) / name
+        final = collection_name(name)
+        client = _client(folder, url, timeout)
+        _drop_leftovers(client, folder, final)
+        new = client.create_collection(
+            f"{final}{_REBUILD_SUFFIX}-{uuid.uuid4().hex[:12]}",
             configuration={"hnsw": {"space": "cosine"}},
             metadata=_collection_metadata(embedder),
             embedding_function=None,
         )
-        _write(client, temp, embedder, examples, vectors, task_texts)
-        if final_name in {c.name for c in client.list_collections()}:
-            client.delete_collection(final_name)
-        temp.modify(name=final_name)
-        if stats is not None:
-            stats.save(Path(path) / name / TEMPLATE_STATS_FILE)
-        return cls(embedder, name, path, url), IndexReport(added=len(examples), updated=0, unchanged=0)
+        try:
+            stats = None
+            if isinstance(embedder, TaskEmbedder):
+                stats = TemplateStats()
+                stats.add(_texts(embedder, examples), [e.content_hash for e in examples])
+                stats.save(_stats_path(folder, new.name, final))
+            _embed_and_write(client, new, embedder, examples, stats, progress, chunk_size)
+        except BaseException:
+            client.delete_collection(new.name)
+            _stats_path(folder, new.name, final).unlink(missing_ok=True)
+            raise
+        alias = client.get_or_create_collection(
+            final + _ALIAS_SUFFIX, metadata={_TARGET_KEY: new.name}, embedding_function=None
+        )
+        alias.modify(metadata={_TARGET_KEY: new.name})  # the switch
+        _drop_leftovers(client, folder, final)  # now the old index
+        store = cls(embedder, name, path, url, timeout=timeout, create=False)
+        return store, IndexReport(added=len(examples), updated=0, unchanged=0)
 
     def _stored_hashes(self, keys: Iterable[str]) -> dict[str, str]:
         keys = list(keys)
@@ -315,37 +413,97 @@ def _where_errors(where: Mapping[str, Any] | None) -> Iterator[None]:
         ) from exc
 
 
-def _collection_metadata(embedder: Embedder) -> dict[str, Any]:
-    return {
+def _collection_metadata(embedder: Embedder, revision: str | None = None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
         "embedder_fingerprint": embedder.fingerprint,
         "embedder_spec": json.dumps(embedder.spec),
         "dimension": embedder.dimension,
     }
+    if revision is not None:
+        metadata[_REVISION_KEY] = revision
+    return metadata
 
 
-def _embed(
+def _fingerprint(collection: Any) -> str | None:
+    return (collection.metadata or {}).get("embedder_fingerprint")
+
+
+def _live(client: Any, final: str) -> Any:
+    """The collection that holds the index: the alias's target once the index has been rebuilt,
+    else the collection named `final` (stores from before aliases, and until the first rebuild);
+    None when there is neither."""
+    collections = {c.name: c for c in client.list_collections()}
+    alias = collections.get(final + _ALIAS_SUFFIX)
+    if alias is not None:
+        return collections.get((alias.metadata or {}).get(_TARGET_KEY))
+    return collections.get(final)
+
+
+def _existing(name: str, path: str | Path, url: str | None, timeout: float) -> tuple[Any, Any]:
+    """Client and live collection of an index that exists and holds examples; nothing is written."""
+    folder = Path(path) / name
+    # Chroma creates its database in any folder it opens: look before opening.
+    if url is None and not (folder / _CHROMA_FILE).is_file():
+        raise StoreNotFoundError(
+            f"No index named '{name}' in {path}/. Create it with `icl-retriever index POOL --name {name}`."
+        )
+    client = _client(folder, url, timeout)
+    collection = _live(client, collection_name(name))
+    if collection is None:
+        raise StoreNotFoundError(
+            f"No index named '{name}' at {url or folder}. Create it with `icl-retriever index POOL --name {name}`."
+        )
+    if collection.count() == 0:
+        raise StoreNotFoundError(
+            f"Index '{name}' at {url or folder} holds no examples yet: its first `index` run has not "
+            f"committed a chunk (it may still be running, or was interrupted). Run "
+            f"`icl-retriever index POOL --name {name}` and wait for it to finish."
+        )
+    return client, collection
+
+
+def _stats_path(folder: Path, collection: str, final: str) -> Path:
+    # A rebuilt collection has its own statistics file, switched in and dropped with it.
+    return folder / (TEMPLATE_STATS_FILE if collection == final else f"{collection}.{TEMPLATE_STATS_FILE}")
+
+
+def _drop_leftovers(client: Any, folder: Path, final: str) -> None:
+    """Drop the collections (and statistics) of the index that the alias no longer points to:
+    the old index after a rebuild, and half-built ones from interrupted rebuilds."""
+    live = _live(client, final)
+    for collection in client.list_collections():
+        name = collection.name
+        if (name == final or name.startswith(final + _REBUILD_SUFFIX)) and (live is None or name != live.name):
+            client.delete_collection(name)
+            _stats_path(folder, name, final).unlink(missing_ok=True)
+
+
+def _texts(embedder: Embedder, examples: Sequence[Example]) -> list[str]:
+    return [embedder.text_for(e.instruction, e.input) for e in examples]
+
+
+def _embed_and_write(
+    client: Any,
+    collection: Any,
     embedder: Embedder,
     examples: Sequence[Example],
+    stats: TemplateStats | None,
     progress: Callable[[int], None] | None,
-    stats: TemplateStats | None = None,
-) -> tuple[np.ndarray, list[str] | None]:
-    """Vectors of the examples and, with the task embedder (`stats` given), their task texts."""
-    texts = [embedder.text_for(e.instruction, e.input) for e in examples]
-    task_texts = None
-    if stats is not None:
-        stats.add(texts)
-        task_texts = [task_text(e.instruction, e.input, stats) for e in examples]
-    chunks = []
-    for start in range(0, len(texts), _EMBED_CHUNK):
-        part = texts[start : start + _EMBED_CHUNK]
-        if task_texts is not None:  # stats are only given for the task embedder
-            chunks.append(embedder.embed_views(task_texts[start : start + _EMBED_CHUNK], part))  # type: ignore[attr-defined]
+    chunk_size: int,
+) -> None:
+    """Embed and write the examples one committed chunk at a time; with the task embedder
+    (`stats` given) each record also keeps its task wording."""
+    for start in range(0, len(examples), chunk_size):
+        part = examples[start : start + chunk_size]
+        texts = _texts(embedder, part)
+        if stats is not None:
+            task_texts = [task_text(e.instruction, e.input, stats) for e in part]
+            vectors = embedder.embed_views(task_texts, texts)  # type: ignore[attr-defined]
+            _write(client, collection, embedder, part, texts, vectors, task_texts)
         else:
-            chunks.append(embedder.embed_documents(part))
+            _write(client, collection, embedder, part, texts, embedder.embed_documents(texts), None)
         if progress is not None:
-            progress(len(chunks[-1]))
-    vectors = np.concatenate(chunks) if chunks else np.zeros((0, embedder.dimension), np.float32)
-    return vectors, task_texts
+            progress(len(part))
 
 
 def _write(
@@ -353,6 +511,7 @@ def _write(
     collection: Any,
     embedder: Embedder,
     examples: Sequence[Example],
+    texts: Sequence[str],
     vectors: np.ndarray,
     task_texts: Sequence[str] | None,
 ) -> None:
@@ -366,9 +525,11 @@ def _write(
         collection.upsert(
             ids=[e.key for e in part],
             embeddings=vectors[start : start + batch],
-            documents=[embedder.text_for(e.instruction, e.input) for e in part],
+            documents=list(texts[start : start + batch]),
             metadatas=metadatas,
         )
+    # After the rows: a reader that caches the pool sees the new revision only with the new rows.
+    collection.modify(metadata=_collection_metadata(embedder, uuid.uuid4().hex))
 
 
 def _record_metadata(example: Example) -> dict[str, Any]:

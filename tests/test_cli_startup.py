@@ -108,6 +108,7 @@ def test_info_reads_metadata_without_loading_a_model(tmp_path):
 def test_cli_mirrors_match_the_library():
     """The CLI spells out a few library values so that parsing imports nothing heavy; keep them equal."""
     from icl_retriever.embedders import EMBEDDER_KINDS, EmbedderKind
+    from icl_retriever import generators, store
     from icl_retriever.generators import Backend
     from icl_retriever.pool import DEFAULT_MAX_FIELD_CHARS
     from icl_retriever.store import DEFAULT_STORE_DIR
@@ -119,6 +120,7 @@ def test_cli_mirrors_match_the_library():
     assert get_args(_app.EmbedderKind) == get_args(EmbedderKind) == EMBEDDER_KINDS
     assert get_args(_app.Backend) == get_args(Backend)
     assert _app.DEFAULT_MAX_FIELD_CHARS == DEFAULT_MAX_FIELD_CHARS
+    assert _app.DEFAULT_TIMEOUT == store.DEFAULT_TIMEOUT == generators.DEFAULT_TIMEOUT
 
 
 def test_package_imports_lazily():

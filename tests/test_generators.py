@@ -203,3 +203,46 @@ def test_vllm_engine_answers_and_is_reused():
     texts = gen.generate(sentiment_prompts(gen.tokenizer), max_tokens=8, stop=["\n"])
     assert len(texts) == 2 and {t.strip().lower() for t in texts} <= LABELS
     assert make_generator("vllm")._engine is gen._engine  # one engine per process and model
+
+
+class _FlakyCompletions(_StubCompletions):
+    """Fails the first completions requests with a transient status, then answers."""
+
+    failures: list[int] = []
+
+    def do_POST(self):
+        if type(self).failures:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self._send({"error": "busy"}, type(self).failures.pop(0))
+            type(self).requests.append({"failed": True})
+            return
+        super().do_POST()
+
+
+def test_openai_generator_retries_transient_errors_with_backoff():
+    _FlakyCompletions.requests, _FlakyCompletions.failures = [], [503, 429]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FlakyCompletions)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        gen = OpenAIGenerator(base_url=f"http://127.0.0.1:{server.server_port}", timeout=5)
+        start = time.monotonic()
+        assert gen.generate(["p0"], max_tokens=3, stop=["\n"]) == [" answer 0"]
+        assert time.monotonic() - start >= 0.5  # waited between tries
+        assert [r.get("failed", False) for r in _FlakyCompletions.requests] == [True, True, False]
+        _FlakyCompletions.failures = [500] * 3
+        with pytest.raises(IclRetrieverError, match="answered POST /completions with 500"):
+            OpenAIGenerator(base_url=f"http://127.0.0.1:{server.server_port}", max_retries=2).generate(["p"], max_tokens=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_openai_generator_times_out_on_a_silent_server():
+    """A server that accepts and never answers: a clear error after timeout x tries, not a hang."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        start = time.monotonic()
+        with pytest.raises(IclRetrieverError, match=r"did not answer GET /models within 0.5 s.*--timeout"):
+            OpenAIGenerator(base_url=f"http://127.0.0.1:{silent.getsockname()[1]}", timeout=0.5, max_retries=1)
+        assert time.monotonic() - start < 10

@@ -90,6 +90,24 @@ def test_random_is_seeded_and_bm25_is_lexical(toy_store):
     assert bm25[-1]["id"] in {"ex3", "ex4"} and bm25[-1]["score"] >= bm25[0]["score"]
 
 
+def test_random_and_bm25_see_reindexed_content(tmp_path, toy):
+    """Re-indexing the same ids with other text keeps the row count: the caches must still reload."""
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    bm25, rand = BM25ExampleSelector(store=store, k=6), RandomExampleSelector(store=store, k=6)
+    assert {d["output"] for d in bm25.select_examples(REQUEST)} == {e.output for e in make_examples()}
+    rand.select_examples(REQUEST)
+    # Through another store object, as another process would: this selector's store was not told.
+    other = ExampleStore(toy, "demo", tmp_path)
+    changed = [e.model_copy(update={"output": e.output + " (v2)"}) for e in make_examples()]
+    changed[0] = changed[0].model_copy(update={"instruction": "Spell the word backwards.", "input": "pasta"})
+    other.index(changed)
+    assert store.count == len(changed)
+    for selector in (bm25, rand):
+        assert {d["output"] for d in selector.select_examples(REQUEST)} == {e.output for e in changed}
+    assert bm25.select_examples({"instruction": "Spell backwards", "input": "pasta"})[-1]["id"] == "ex0"
+
+
 def test_selector_kind_must_match_the_embedder(toy_store):
     with pytest.raises(IclRetrieverError, match="TaskExampleSelector needs a store built with the task embedder.*--embedder task"):
         TaskExampleSelector(store=toy_store)

@@ -1,12 +1,13 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from icl_retriever.errors import EmbedderMismatchError, IclRetrieverError, StoreNotFoundError
 from icl_retriever.example import Example
 from icl_retriever.lexical import TemplateStats
 from icl_retriever.store import TEMPLATE_STATS_FILE, ExampleStore, collection_name
-from tests.conftest import make_examples
+from tests.conftest import ROOT, make_examples
 
 
 def test_round_trip_is_exact(tmp_path, pie_untrained):
@@ -59,6 +60,7 @@ def test_failed_embedding_leaves_index_intact(tmp_path, toy):
     with pytest.raises(RuntimeError):
         ExampleStore.rebuild(Broken(), "demo", examples, tmp_path)
     assert [e.key for e in store.examples()] == ["ex0", "ex1", "ex2"]
+    assert _collections(tmp_path / "demo") == {"demo"}  # the failed rebuild's collection is gone
 
 
 def test_writes_respect_the_client_batch_size(tmp_path, toy, monkeypatch):
@@ -188,3 +190,189 @@ def test_iter_records_pages_through_every_example_with_its_vector(tmp_path, toy)
     assert records["ex3"].vector == pytest.approx(expected, abs=1e-6)
     with pytest.raises(ValueError, match="batch must be at least 1, got 0"):
         next(store.iter_records(batch=0))
+
+
+def _collections(folder: Path) -> set[str]:
+    import chromadb
+    from chromadb.config import Settings
+
+    client = chromadb.PersistentClient(path=str(folder), settings=Settings(anonymized_telemetry=False))
+    return {c.name for c in client.list_collections()}
+
+
+def test_rebuild_switches_an_alias_and_drops_the_old_index(tmp_path, toy):
+    examples = make_examples()
+    reader = ExampleStore(toy, "demo", tmp_path)
+    reader.index(examples[:3])
+    before = reader.revision
+    ExampleStore.rebuild(toy, "demo", examples, tmp_path)
+    names = _collections(tmp_path / "demo")
+    (live,) = names - {"demo-alias"}
+    assert "demo-alias" in names and live.startswith("demo-rebuild-")  # the old 'demo' is gone
+    # A store opened before the rebuild follows the alias at its next revision check.
+    assert reader.revision != before and reader.count == len(examples)
+    ExampleStore.rebuild(toy, "demo", examples[:2], tmp_path)
+    assert len(_collections(tmp_path / "demo") - {"demo-alias", live}) == 1 and live not in _collections(tmp_path / "demo")
+    assert [e.key for e in ExampleStore.open("demo", tmp_path, embedder=toy).examples()] == ["ex0", "ex1"]
+
+
+def test_interrupted_rebuild_is_invisible_and_cleaned_by_the_next_index(tmp_path, toy):
+    """What a rebuild killed right after creating its collection leaves: an empty `NAME-rebuild-*`
+    (and one of the old code's `NAME-rebuild` with rows). Readers keep the old index."""
+    import chromadb
+    from chromadb.config import Settings
+
+    examples = make_examples()
+    ExampleStore(toy, "demo", tmp_path).index(examples[:3])
+    client = chromadb.PersistentClient(path=str(tmp_path / "demo"), settings=Settings(anonymized_telemetry=False))
+    client.create_collection("demo-rebuild-dead", metadata={"embedder_fingerprint": toy.fingerprint}, embedding_function=None)
+    ExampleStore.rebuild(toy, "other", examples, tmp_path)  # a complete rebuild elsewhere is not touched
+    half = client.create_collection("demo-rebuild", embedding_function=None)
+    half.add(ids=["x"], embeddings=[[1.0] * toy.dimension], metadatas=[{"a": 1}])
+    assert [e.key for e in ExampleStore.open("demo", tmp_path, embedder=toy).examples()] == ["ex0", "ex1", "ex2"]
+    ExampleStore(toy, "demo", tmp_path).index(examples)
+    assert _collections(tmp_path / "demo") == {"demo"}
+    assert ExampleStore.open("demo", tmp_path, embedder=toy).count == len(examples)
+
+
+def test_an_index_without_examples_is_reported_not_shown_empty(tmp_path, toy, pie_untrained):
+    """An `index` run killed before its first chunk leaves an empty collection: readers say so,
+    and the next run may use any embedder."""
+    ExampleStore(toy, "demo", tmp_path)
+    with pytest.raises(StoreNotFoundError, match=r"Index 'demo' .* holds no examples yet.*icl-retriever index POOL --name demo"):
+        ExampleStore.open("demo", tmp_path)
+    with pytest.raises(StoreNotFoundError, match="holds no examples yet"):
+        ExampleStore.describe("demo", tmp_path)
+    store = ExampleStore(pie_untrained, "demo", tmp_path)
+    store.index(make_examples()[:2])
+    assert ExampleStore.open("demo", tmp_path).fingerprint == pie_untrained.fingerprint
+
+
+def test_readers_never_write_to_a_folder_that_is_not_an_index(tmp_path):
+    from typer.testing import CliRunner
+
+    from icl_retriever.cli import app
+
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "readme.txt").write_text("not an index")
+    for call in (ExampleStore.open, ExampleStore.describe):
+        with pytest.raises(StoreNotFoundError, match="No index named 'notes'"):
+            call("notes", tmp_path)
+    for args in (["select", "x"], ["info"]):
+        result = CliRunner().invoke(app, [*args, "--store", str(tmp_path), "--name", "notes"])
+        assert result.exit_code == 1 and "No index named 'notes'" in result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["readme.txt"]
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _failing_after(embedder, calls: int):
+    """The task embedder, failing on its `calls + 1`-th chunk (a crash in the middle of a run)."""
+
+    class Failing(type(embedder)):
+        def __init__(self) -> None:
+            self.__dict__.update(embedder.__dict__)
+            self.left = calls
+
+        def embed_views(self, *args, **kwargs):
+            if self.left == 0:
+                raise _Interrupted("killed")
+            self.left -= 1
+            return super().embed_views(*args, **kwargs)
+
+    return Failing()
+
+
+def _snapshot(store: ExampleStore):
+    found = store._collection.get(include=["embeddings", "metadatas"])
+    order = sorted(range(len(found["ids"])), key=lambda i: found["ids"][i])
+    return ([found["ids"][i] for i in order], found["embeddings"][order], [found["metadatas"][i] for i in order])
+
+
+def test_interrupted_index_resumes_to_a_clean_build(tmp_path, task_embedder):
+    """Chunks are committed as they are embedded; re-running writes only the rest, and ids,
+    vectors, task wordings and template statistics equal a clean build's (nothing counted twice)."""
+    from tests.test_lexical import STORIES, letter_prompt
+
+    pool = [*[Example(instruction=letter_prompt(s), output="A", id=f"l{n}") for n, s in enumerate(STORIES)], *make_examples()]
+    clean = ExampleStore(task_embedder, "clean", tmp_path)
+    clean.index(pool, chunk_size=4)
+    resumed = ExampleStore(_failing_after(task_embedder, 2), "resumed", tmp_path)
+    with pytest.raises(_Interrupted):
+        resumed.index(pool, chunk_size=4)
+    assert resumed.count == 8  # two committed chunks survive
+    report = ExampleStore(task_embedder, "resumed", tmp_path).index(pool, chunk_size=4)
+    assert (report.added, report.unchanged) == (len(pool) - 8, 8)
+    (ids, vectors, metadatas), (ids2, vectors2, metadatas2) = _snapshot(clean), _snapshot(resumed)
+    assert ids == ids2 == sorted(e.key for e in pool)
+    assert np.allclose(vectors, vectors2, atol=1e-6)
+    assert [m["_task_text"] for m in metadatas] == [m["_task_text"] for m in metadatas2]
+    stats, stats2 = TemplateStats.load(clean.stats_path), TemplateStats.load(resumed.stats_path)
+    assert stats.documents == stats2.documents == len(pool)
+    assert np.array_equal(stats.counts, stats2.counts)
+
+
+def test_silent_chroma_server_times_out_with_a_message(tmp_path):
+    """A server that accepts the connection and never answers: exit 1 within the timeout."""
+    import socket
+    import time
+
+    from typer.testing import CliRunner
+
+    from icl_retriever.cli import app
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        start = time.monotonic()
+        result = CliRunner().invoke(app, ["select", "x", "--url", url, "--timeout", "1"])
+        assert time.monotonic() - start < 10
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"The Chroma server at {url} did not answer within 1 s" in result.stderr and "--timeout" in result.stderr
+
+
+def test_unreachable_chroma_server_is_a_clear_error():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(IclRetrieverError, match=f"Could not reach a Chroma server at http://127.0.0.1:{port}.*chroma run"):
+        ExampleStore.describe("pool", url=f"http://127.0.0.1:{port}")
+
+
+def test_read_only_store_says_how_to_fix_permissions(tmp_path, toy):
+    """Chroma writes to its database even to read: a read-only folder gets one paragraph, no traceback."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    ExampleStore(toy, "demo", tmp_path).index(make_examples())
+    folder = tmp_path / "demo"
+    # root ignores permission bits; in a user namespace without a uid mapping it does not.
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("unshare") is None:
+            pytest.skip("running as root without `unshare`: cannot make a folder read-only")
+        prefix = ["unshare", "--user"]
+    subprocess.run(["chmod", "-R", "a-w", str(folder)], check=True)
+    try:
+        before = sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+        for args in (["info"], ["select", "Translate this."]):
+            done = subprocess.run(
+                [*prefix, sys.executable, "-c", "from icl_retriever.cli import main; main()",
+                 *args, "--store", str(tmp_path), "--name", "demo"],
+                capture_output=True, text=True, cwd=ROOT, timeout=120,
+            )
+            assert done.returncode == 1, done.stderr
+            assert "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+            assert f"The index folder {folder} cannot be opened because it is not writable" in done.stderr
+            assert f"chmod -R u+w {folder}" in done.stderr
+        assert sorted((p.name, p.stat().st_mtime_ns) for p in folder.rglob("*")) == before
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(folder)], check=True)

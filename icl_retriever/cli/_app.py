@@ -30,6 +30,8 @@ EmbedderKind = Literal["task", "pie-minilm", "pie-decoder", "trained", "semantic
 DEFAULT_MAX_FIELD_CHARS = 20_000
 #: `icl_retriever.generators.Backend`
 Backend = Literal["vllm", "openai", "transformers"]
+#: `icl_retriever.store.DEFAULT_TIMEOUT`, `icl_retriever.generators.DEFAULT_TIMEOUT`
+DEFAULT_TIMEOUT = 60.0
 
 app = typer.Typer(
     name="icl-retriever",
@@ -48,6 +50,15 @@ StoreOption = Annotated[Path, typer.Option("--store", help="Folder that holds th
 NameOption = Annotated[str, typer.Option("--name", help="Index name (default: 'pool', the built-in pool's).")]
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="A Chroma server, e.g. http://localhost:8000, instead of --store.")
+]
+TimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        help="Seconds to wait for a server's answer (the Chroma server of --url; for `ask --backend openai` "
+        "also the model server) before failing.",
+    ),
 ]
 InstructionArgument = Annotated[str, typer.Argument(help="The request's instruction.")]
 InputOption = Annotated[str, typer.Option("--input", help="The request's input.")]

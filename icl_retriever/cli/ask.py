@@ -8,6 +8,7 @@ import typer
 
 from icl_retriever.cli._app import (
     DEFAULT_STORE_DIR,
+    DEFAULT_TIMEOUT,
     Backend,
     InputOption,
     InstructionArgument,
@@ -15,6 +16,7 @@ from icl_retriever.cli._app import (
     KOption,
     NameOption,
     StoreOption,
+    TimeoutOption,
     UrlOption,
     app,
     handle_errors,
@@ -43,6 +45,7 @@ def ask(
         str | None, typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (--backend openai).")
     ] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most new tokens in the answer.")] = 32,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
 ) -> None:
     """Answer a request with k demonstrations of the same task from an index.
@@ -54,8 +57,8 @@ def ask(
     from icl_retriever.selectors import selector_for_store
     from icl_retriever.store import ExampleStore
 
-    selector = selector_for_store(ExampleStore.open(name, store, url), k=k)
-    generator = make_generator(backend, model, base_url)
+    selector = selector_for_store(ExampleStore.open(name, store, url, timeout=timeout), k=k)
+    generator = make_generator(backend, model, base_url, timeout=timeout)
     result = ICLPipeline(selector, generator, max_tokens=max_tokens).answer(instruction, input)
     if json_out:
         print_json(

@@ -10,6 +10,7 @@ import typer
 from icl_retriever.cli._app import (
     DEFAULT_MAX_FIELD_CHARS,
     DEFAULT_STORE_DIR,
+    DEFAULT_TIMEOUT,
     EmbedderKind,
     InputOption,
     InstructionArgument,
@@ -17,6 +18,7 @@ from icl_retriever.cli._app import (
     JsonOption,
     NameOption,
     StoreOption,
+    TimeoutOption,
     UrlOption,
     app,
     handle_errors,
@@ -48,6 +50,7 @@ def index(
     skip_invalid: Annotated[bool, typer.Option(help="Index the valid records and report the others.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Re-embed everything, e.g. to switch embedders.")] = False,
     max_field_chars: Annotated[int, typer.Option(help="Longest accepted text field.")] = DEFAULT_MAX_FIELD_CHARS,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
 ) -> None:
     """Validate a pool file and index it; re-indexing adds only new or changed examples.
@@ -64,13 +67,15 @@ def index(
     for issue in loaded.skipped:
         log(f"skipped {issue}")
     name = name or pool.stem
-    with tqdm(total=len(loaded.examples), desc="embedding", unit="ex", disable=None) as bar:
+    # Rate and time left on stderr; one update per committed chunk.
+    with tqdm(total=len(loaded.examples), desc="indexing", unit="ex", disable=None) as bar:
         if rebuild:
             target, report = ExampleStore.rebuild(
-                load_embedder(embedder or "task", model), name, loaded.examples, store, url, progress=bar.update
+                load_embedder(embedder or "task", model), name, loaded.examples, store, url,
+                progress=bar.update, timeout=timeout,
             )
         else:
-            target = _open_or_create(name, store, url, embedder, model)
+            target = _open_or_create(name, store, url, embedder, model, timeout)
             report = target.index(loaded.examples, progress=bar.update)
     summary = {
         "store": target.location,
@@ -91,7 +96,7 @@ def index(
 
 
 def _open_or_create(
-    name: str, store: Path, url: str | None, embedder: EmbedderKind | None, model: str | None
+    name: str, store: Path, url: str | None, embedder: EmbedderKind | None, model: str | None, timeout: float
 ) -> ExampleStore:
     """An existing index keeps its embedder unless one is named; a new one gets the task embedder."""
     from icl_retriever.embedders import load_embedder
@@ -100,10 +105,10 @@ def _open_or_create(
 
     if embedder is None and model is None:
         try:
-            return ExampleStore.open(name, store, url)
+            return ExampleStore.open(name, store, url, timeout=timeout)
         except StoreNotFoundError:
             pass
-    return ExampleStore(load_embedder(embedder or "task", model), name, store, url)
+    return ExampleStore(load_embedder(embedder or "task", model), name, store, url, timeout=timeout)
 
 
 @app.command()
@@ -117,6 +122,7 @@ def select(
     url: UrlOption = None,
     where: Annotated[str | None, typer.Option(help="JSON metadata filter, e.g. '{\"lang\": \"en\"}'.")] = None,
     mmr: Annotated[bool, typer.Option(help="Prefer diverse demonstrations (maximal marginal relevance).")] = False,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
 ) -> None:
     """Print the demonstrations chosen for a request, most similar last.
@@ -127,7 +133,9 @@ def select(
     from icl_retriever.selectors import selector_for_store
     from icl_retriever.store import ExampleStore
 
-    selector = selector_for_store(ExampleStore.open(name, store, url), k=k, where=parse_where(where), mmr=mmr)
+    selector = selector_for_store(
+        ExampleStore.open(name, store, url, timeout=timeout), k=k, where=parse_where(where), mmr=mmr
+    )
     demos = selector.select_examples({"instruction": instruction, "input": input})
     if json_out:
         print_json({"demonstrations": demos})
@@ -149,12 +157,13 @@ def info(
     store: StoreOption = DEFAULT_STORE_DIR,
     name: NameOption = "pool",
     url: UrlOption = None,
+    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
 ) -> None:
     """Describe an index: size, embedder fingerprint and dimension (no model is loaded)."""
     from icl_retriever.store import ExampleStore
 
-    data = ExampleStore.describe(name, store, url)
+    data = ExampleStore.describe(name, store, url, timeout=timeout)
     if json_out:
         print_json(data)
     else:

@@ -220,8 +220,9 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
     hits = selector.select_hits(request)
     assert {hit.example.task for hit in hits} == {"letter"}
     # The request's task wording lost the story it shares with the pool, and kept its own words.
-    content = task_embedder.content.embed_query(task_embedder.text_for(request["instruction"], ""))
-    wording = selector._task_wording(request["instruction"], "", content, set())
+    content = task_embedder.content.embed_documents([task_embedder.text_for(request["instruction"], "")])
+    [wording] = selector._task_wordings([(request["instruction"], "")], content, [set()])
+    content = content[0]
     assert wording == "... given the passage above , pick the best answer . choices : a . yes b . no"
     # The score is the documented sum, computed here from its parts: own score + group support.
     task_vector = task_embedder.task.embed_query(wording)

@@ -5,8 +5,8 @@ excluded) over the same store: the new path is `BM25ExampleSelector` as an appli
 (saved index memory-mapped, candidates fetched from Chroma); the old one is what the selector did
 before: the whole pool in memory and `BM25Okapi.get_scores` over every example.
 
-    cp -r ~/.cache/icl-retriever/bench/958c2a8ce9d29962/semantic-0d516fdf2d62 /tmp/iclmix-semantic
-    python -m benchmarks.bm25_speed /tmp/iclmix-semantic --out benchmarks/results/bm25-speed
+    mkdir -p /tmp/iclmix && cp -r ~/.cache/icl-retriever/bench/958c2a8ce9d29962/semantic-0d516fdf2d62 /tmp/iclmix/
+    python -m benchmarks.bm25_speed /tmp/iclmix/semantic-0d516fdf2d62 --out benchmarks/results/bm25-speed
 """
 
 from __future__ import annotations

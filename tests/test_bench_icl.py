@@ -272,9 +272,9 @@ class _Spy:
     def __init__(self) -> None:
         self.calls: list[tuple[dict[str, Any], list[str]]] = []
 
-    def select_hits(self, variables: dict[str, Any], exclude_ids: Sequence[str] = ()) -> list[Any]:
-        self.calls.append((dict(variables), list(exclude_ids)))
-        return []
+    def select_hits_many(self, inputs: Sequence[dict[str, Any]], exclude_ids: Sequence[Sequence[str]]) -> list[Any]:
+        self.calls += [(dict(variables), list(ids)) for variables, ids in zip(inputs, exclude_ids)]
+        return [[] for _ in inputs]
 
 
 def test_only_the_oracle_is_given_the_task() -> None:

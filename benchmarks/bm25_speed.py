@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
+from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
 from icl_retriever.bm25 import content_text, tokens
 from icl_retriever.selectors import BM25ExampleSelector
 from icl_retriever.store import ExampleStore

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.icl import (
+from icl_retriever.bench.icl import (
     STRATEGIES,
     IclRow,
     OracleSelector,

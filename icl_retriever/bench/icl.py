@@ -36,8 +36,8 @@ import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchmarks import _report
-from benchmarks.scoring import Metric, bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
+from icl_retriever.bench import _report
+from icl_retriever.bench.scoring import Metric, bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
 from icl_retriever.errors import IclRetrieverError, PoolFormatError
 from icl_retriever.example import Example
 from icl_retriever.generators import Generator

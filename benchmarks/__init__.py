@@ -1,1 +1,3 @@
-"""Benchmark harnesses: IEB intrinsic metrics, ICL accuracy by strategy, speed; shared report writing."""
+"""Benchmark scripts (`python -m benchmarks.speed`, `python -m benchmarks.generation_speed`,
+`python -m benchmarks.bm25_speed`) and committed results; the harness code they share ships in
+`icl_retriever.bench`."""

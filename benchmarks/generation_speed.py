@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
+from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
 from icl_retriever.generators import Generator, TransformersGenerator, VLLMGenerator
 from icl_retriever.models import resolve_generator_model
 from icl_retriever.pool import load_pool

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
+from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
 from icl_retriever.embedders import TransformerEmbedder, load_embedder
 from icl_retriever.example import Example
 from icl_retriever.pool import load_pool

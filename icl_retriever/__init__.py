@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from icl_retriever.generators import Generator, make_generator
     from icl_retriever.langchain_llm import GeneratorLLM, few_shot_chain
     from icl_retriever.pipeline import Answer, ICLPipeline
-    from icl_retriever.pool import load_pool
+    from icl_retriever.pool import PoolLoad, load_pool
     from icl_retriever.prompt import build_prompt
     from icl_retriever.selectors import (
         BM25ExampleSelector,
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
         SemanticExampleSelector,
         TaskExampleSelector,
     )
-    from icl_retriever.store import ExampleStore, Hit
+    from icl_retriever.settings import Settings
+    from icl_retriever.store import ExampleStore, Hit, IndexReport
     from icl_retriever.task_embedder import TaskEmbedder
 
 __all__ = [
@@ -51,12 +52,15 @@ __all__ = [
     "ExampleStore",
     "Hit",
     "IclRetrieverError",
+    "IndexReport",
     "ModelNotFoundError",
     "PIEEmbedder",
     "PoolFormatError",
+    "PoolLoad",
     "RandomExampleSelector",
     "SemanticEmbedder",
     "SemanticExampleSelector",
+    "Settings",
     "StoreNotFoundError",
     "TaskEmbedder",
     "TaskExampleSelector",
@@ -83,6 +87,7 @@ _SUBMODULE_OF: dict[str, str] = {
     "few_shot_chain": "langchain_llm",
     "Answer": "pipeline",
     "ICLPipeline": "pipeline",
+    "PoolLoad": "pool",
     "load_pool": "pool",
     "build_prompt": "prompt",
     "BM25ExampleSelector": "selectors",
@@ -91,6 +96,8 @@ _SUBMODULE_OF: dict[str, str] = {
     "TaskExampleSelector": "selectors",
     "ExampleStore": "store",
     "Hit": "store",
+    "IndexReport": "store",
+    "Settings": "settings",
     "TaskEmbedder": "task_embedder",
 }
 

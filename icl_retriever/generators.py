@@ -84,8 +84,10 @@ def _cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
 
 # --------------------------------------------------------------------------------------- vLLM
 
-_ENGINES: dict[tuple[str, float], Any] = {}
+_ENGINES: dict[tuple[str, float, str, bool], Any] = {}
 _ENGINES_LOCK = threading.Lock()
+#: Seconds the engine process gets to exit on its own before vLLM kills it.
+_SHUTDOWN_TIMEOUT = 30.0
 
 
 def _on_cpu() -> bool:
@@ -105,14 +107,25 @@ class VLLMGenerator:
     backend = "vllm"
 
     def __init__(
-        self, model: str | Path | None = None, *, gpu_memory_utilization: float | None = None, dtype: str | None = None
+        self,
+        model: str | Path | None = None,
+        *,
+        gpu_memory_utilization: float | None = None,
+        dtype: str | None = None,
+        enforce_eager: bool = True,
     ) -> None:
+        """`gpu_memory_utilization`: share of GPU memory (on CPU: of RAM) for weights and KV cache,
+        default 0.9 on GPU, 0.3 on CPU. `dtype`: e.g. "bfloat16", "float16", "float32" (default:
+        `_default_vllm_dtype`). `enforce_eager`: skip CUDA graphs / compilation, whose warm-up costs
+        more than it saves for short runs; pass False for long GPU jobs."""
         path = resolve_generator_model(model)
         self.model = str(path)
-        self._engine = self._get_engine(self.model, gpu_memory_utilization, dtype)
+        self._key, self._engine = self._get_engine(self.model, gpu_memory_utilization, dtype, enforce_eager)
 
     @staticmethod
-    def _get_engine(model: str, gpu_memory_utilization: float | None, dtype: str | None) -> Any:
+    def _get_engine(
+        model: str, gpu_memory_utilization: float | None, dtype: str | None, enforce_eager: bool
+    ) -> tuple[tuple[str, float, str, bool], Any]:
         # vLLM logs to stdout by default, which belongs to results (`ask --json`). Its logging is
         # configured at import time and its engine subprocesses inherit the environment, so the
         # redirect has to be set here, before the first import.
@@ -129,17 +142,28 @@ class VLLMGenerator:
             # fails on shared machines.
             gpu_memory_utilization = 0.3 if _on_cpu() else 0.9
         dtype = dtype or _default_vllm_dtype()
-        key = (model, gpu_memory_utilization, dtype)
+        key = (model, gpu_memory_utilization, dtype, enforce_eager)
         with _ENGINES_LOCK:
             if key not in _ENGINES:
                 _ENGINES[key] = vllm.LLM(
                     model=model,
                     dtype=dtype,
-                    enforce_eager=True,  # CUDA-graph / compile warm-up costs more than it saves for short runs
+                    enforce_eager=enforce_eager,
                     gpu_memory_utilization=gpu_memory_utilization,
                     seed=0,
                 )
-            return _ENGINES[key]
+            return key, _ENGINES[key]
+
+    def close(self) -> None:
+        """Stop the engine (shared by every generator with the same settings) and its subprocesses.
+
+        Without it the engine is torn down at interpreter exit, when vLLM's grace period is short:
+        its worker gets force-killed and leaves shared memory behind (`resource_tracker` warnings).
+        """
+        with _ENGINES_LOCK:
+            engine = _ENGINES.pop(self._key, None)
+        if engine is not None:
+            engine.llm_engine.engine_core.shutdown(timeout=_SHUTDOWN_TIMEOUT)
 
     @property
     def tokenizer(self) -> PreTrainedTokenizerBase:
@@ -349,15 +373,22 @@ def make_generator(
     base_url: str | None = None,
     *,
     timeout: float = DEFAULT_TIMEOUT,
+    **engine_options: Any,
 ) -> Generator:
     """Build a generator.
 
     `model`: for "vllm"/"transformers" a checkpoint folder, a .gguf file or None for the
     packaged SmolLM2-135M-Instruct; for "openai" the server's model name (None: its first).
-    `timeout`: seconds per request to an "openai" server.
+    `timeout`: seconds per request to an "openai" server. `engine_options`: `VLLMGenerator`'s
+    `dtype`, `gpu_memory_utilization` and `enforce_eager` (vllm only).
     """
     if backend == "vllm":
-        return VLLMGenerator(model)
+        return VLLMGenerator(model, **engine_options)
+    if engine_options:
+        raise IclRetrieverError(
+            f"{', '.join(sorted(engine_options))} configure the in-process vLLM engine; "
+            f"--backend {backend} has none. Use --backend vllm or drop them."
+        )
     if backend == "transformers":
         return TransformersGenerator(model)
     if backend == "openai":

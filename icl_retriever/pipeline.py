@@ -93,7 +93,9 @@ class ICLPipeline:
     def answer_many(self, requests: Sequence[Request | Mapping[str, Any]]) -> list[Answer]:
         """Answer several requests with a single `generate` call (one batch for the engine)."""
         reqs = [r if isinstance(r, Request) else Request.model_validate(dict(r)) for r in requests]
-        demos = [self.selector.select_examples({"instruction": r.instruction, "input": r.input}) for r in reqs]
+        inputs = [{"instruction": r.instruction, "input": r.input} for r in reqs]
+        select_many = getattr(self.selector, "select_many", None)  # ours select all requests at once
+        demos = select_many(inputs) if select_many else [self.selector.select_examples(v) for v in inputs]
         tokenizer = self.generator.tokenizer
         prompts = [build_prompt(d, r.instruction, r.input, tokenizer=tokenizer) for d, r in zip(demos, reqs)]
         texts = self.generator.generate(

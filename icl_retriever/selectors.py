@@ -3,7 +3,11 @@
 All selectors share one interface, so a benchmark (or an application) can swap them:
 `select_examples({"instruction": ..., "input": ...})` returns up to `k` dicts with the keys
 `instruction`, `input`, `output`, `id`, `task` and `score`, ordered with the most similar LAST, next
-to the request in the prompt.
+to the request in the prompt. `select_many([...])` answers several requests at once (one encoder
+call and one store query for all of them) with the same results as one by one.
+
+No selector reads the whole pool when it selects: the nearest-neighbour selectors query the store,
+random draws positions and fetches those rows, BM25 reads the inverted index saved at index time.
 
 Example:
     >>> from langchain_core.prompts import FewShotPromptTemplate, PromptTemplate
@@ -31,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from icl_retriever.embedders import SemanticEmbedder
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
+from icl_retriever.bm25 import BM25Index, content_text
 from icl_retriever.lexical import strip_shared_content, task_text, word_overlap
 from icl_retriever.store import ExampleStore, Hit
 from icl_retriever.task_embedder import TaskEmbedder
@@ -79,11 +84,21 @@ class _StoreSelector(BaseExampleSelector, BaseModel):
 
     def select_hits(self, input_variables: dict[str, Any], exclude_ids: Sequence[str] = ()) -> list[Hit]:
         """Like `select_examples`, returning `Hit`s; `exclude_ids` adds to the fixed exclusions."""
-        instruction, text_input = self._request(input_variables)
-        excluded = self.exclude_ids | set(exclude_ids)
-        ranked = self._rank(instruction, text_input, excluded)  # most similar first
-        chosen = self._within_budget(ranked)
-        return list(reversed(chosen))
+        return self.select_hits_many([input_variables], [exclude_ids])[0]
+
+    def select_many(self, inputs: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """`select_examples` for each request, computed together (same results as one by one)."""
+        return [[_as_dict(hit) for hit in hits] for hits in self.select_hits_many(inputs)]
+
+    def select_hits_many(
+        self, inputs: Sequence[dict[str, Any]], exclude_ids: Sequence[Sequence[str]] | None = None
+    ) -> list[list[Hit]]:
+        """`select_hits` for each request; `exclude_ids` holds one list of extra exclusions per request."""
+        requests = [self._request(variables) for variables in inputs]
+        extra = exclude_ids if exclude_ids is not None else [()] * len(requests)
+        excluded = [self.exclude_ids | set(ids) for ids in extra]
+        ranked = self._rank_many(requests, excluded)  # most similar first
+        return [list(reversed(self._within_budget(hits))) for hits in ranked]
 
     def _request(self, input_variables: dict[str, Any]) -> tuple[str, str]:
         instruction = str(input_variables.get(self.instruction_key, ""))
@@ -108,18 +123,22 @@ class _StoreSelector(BaseExampleSelector, BaseModel):
                 break
         return chosen
 
-    def _pool(self) -> list[Example]:
-        """The pool's examples in memory (after `where`), reloaded after any write to the store."""
+    def _cached(self, name: str, load: Callable[[], Any]) -> Any:
+        """`load()`, kept until the next write to the store (any process) changes its revision."""
         revision = self.store.revision
-        cached = self.__dict__.get("_cached_pool")
+        cached = self.__dict__.get(name)
         if cached is None or cached[0] != revision:
-            cached = (revision, self.store.examples(where=self.where))
-            self.__dict__["_cached_pool"] = cached
+            cached = (revision, load())
+            self.__dict__[name] = cached
         return cached[1]
 
     def _candidates_needed(self) -> int:
         # With a budget some of the nearest may not fit: look further down the ranking.
         return self.k if self.token_budget is None else max(self.k * 5, 20)
+
+    def _rank_many(self, requests: Sequence[tuple[str, str]], excluded: Sequence[set[str]]) -> list[list[Hit]]:
+        """Ranked candidates per (instruction, input) request, best first."""
+        return [self._rank(instruction, text_input, ex) for (instruction, text_input), ex in zip(requests, excluded)]
 
     def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
         raise NotImplementedError
@@ -135,15 +154,12 @@ class SimilarityExampleSelector(_StoreSelector):
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
     """MMR trade-off: 1 = pure similarity, 0 = pure diversity."""
 
-    def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
+    def _rank_many(self, requests: Sequence[tuple[str, str]], excluded: Sequence[set[str]]) -> list[list[Hit]]:
         n = max(self.fetch_k, self._candidates_needed()) if self.mmr else self._candidates_needed()
-        hits = self._nearest(instruction, text_input, excluded, n)
-        return _mmr(hits, len(hits), self.lambda_mult) if self.mmr else hits
-
-    def _nearest(self, instruction: str, text_input: str, excluded: set[str], n: int) -> list[Hit]:
         embedder = self.store.embedder
-        query = embedder.embed_query(embedder.text_for(instruction, text_input))
-        return self.store.query(query, n, where=self.where, exclude_ids=excluded, with_vectors=self.mmr)
+        queries = embedder.embed_documents([embedder.text_for(instruction, text_input) for instruction, text_input in requests])
+        found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=self.mmr)
+        return [_mmr(hits, len(hits), self.lambda_mult) if self.mmr else hits for hits in found]
 
 
 class _EmbedderBoundSelector(SimilarityExampleSelector):
@@ -202,29 +218,38 @@ class TaskExampleSelector(_StoreSelector):
                 f"{self.store.fingerprint}. Index the pool with --embedder task."
             )
 
-    def _task_wording(self, instruction: str, text_input: str, content: np.ndarray, excluded: set[str]) -> str:
-        """The request's task wording (step 1 above)."""
-        if text_input.strip() or self.strip_k == 0:
-            return task_text(instruction, text_input)
+    def _task_wordings(
+        self, requests: Sequence[tuple[str, str]], contents: np.ndarray, excluded: Sequence[set[str]]
+    ) -> list[str]:
+        """Each request's task wording (step 1 above); one store query for the whole prompts."""
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
-        by_content = embedder.query_vector(np.zeros(embedder.task.dimension, np.float32), content, 1.0)
-        neighbours = self.store.query(by_content, self.strip_k, where=self.where, exclude_ids=excluded)
-        return strip_shared_content(
-            embedder.text_for(instruction, text_input),
-            [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in neighbours],
-        )
+        wordings = [task_text(instruction, text_input) for instruction, text_input in requests]
+        whole = [i for i, (_, text_input) in enumerate(requests) if not text_input.strip()] if self.strip_k else []
+        no_task = np.zeros(embedder.task.dimension, np.float32)
+        by_content = [embedder.query_vector(no_task, contents[i], 1.0) for i in whole]
+        found = self.store.query_many(by_content, self.strip_k, where=self.where, exclude_ids=[excluded[i] for i in whole])
+        for i, neighbours in zip(whole, found):
+            wordings[i] = strip_shared_content(
+                embedder.text_for(*requests[i]),
+                [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in neighbours],
+            )
+        return wordings
 
-    def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
+    def _rank_many(self, requests: Sequence[tuple[str, str]], excluded: Sequence[set[str]]) -> list[list[Hit]]:
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
-        full = embedder.text_for(instruction, text_input)
-        content = embedder.content.embed_query(full)
-        task = self._task_wording(instruction, text_input, content, excluded)
-        task_vector = embedder.task.embed_query(task)
-        query = embedder.query_vector(task_vector, content, self.content_weight)
+        contents = embedder.content.embed_documents([embedder.text_for(*request) for request in requests])
+        tasks = self._task_wordings(requests, contents, excluded)
+        task_vectors = embedder.task.embed_documents(tasks)
+        queries = [embedder.query_vector(t, c, self.content_weight) for t, c in zip(task_vectors, contents)]
         n = max(self.fetch_k, self._candidates_needed())
-        hits = self.store.query(query, n, where=self.where, exclude_ids=excluded, with_vectors=True)
+        found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=True)
+        return [self._score(*args) for args in zip(found, tasks, task_vectors, contents)]
+
+    def _score(self, hits: list[Hit], task: str, task_vector: np.ndarray, content: np.ndarray) -> list[Hit]:
+        """One request's fetched candidates re-scored and ranked (steps 3 and 4 above)."""
         if not hits:
             return []
+        embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         task_views, content_views = embedder.split(np.stack([hit.vector for hit in hits]))
         their_tasks = [hit.task_text or "" for hit in hits]
         overlap = (word_overlap(task, their_tasks, 1) + word_overlap(task, their_tasks, 2)) / 2
@@ -249,38 +274,40 @@ class RandomExampleSelector(_StoreSelector):
     """Base seed; each request's draw depends on the seed and the request text."""
 
     def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
-        pool = [e for e in self._pool() if e.key not in excluded]
+        """Draws positions and fetches only those rows. Without `where` a position is an offset in
+        the store (one small `get` per draw); Chroma cannot count filtered rows, so with `where` the
+        matching ids (ids only, page by page, cached until the next write) are drawn from."""
         rng = random.Random(f"{self.seed}\x00{instruction}\x00{text_input}")
-        return [Hit(e, float("nan")) for e in rng.sample(pool, min(len(pool), self._candidates_needed()))]
+        needed = self._candidates_needed()
+        ids = self._cached("_where_ids", lambda: self.store.ids(self.where)) if self.where else None
+        count = len(ids) if ids is not None else self.store.count
+        # Enough draws that the excluded ids cannot leave fewer than `needed`.
+        positions = rng.sample(range(count), min(count, needed + len(excluded)))
+        hits = self.store.get([ids[p] for p in positions]) if ids is not None else self.store.at(positions)
+        return [hit for hit in hits if hit.example.key not in excluded][:needed]
 
 
 class BM25ExampleSelector(_StoreSelector):
-    """Lexical baseline: Okapi BM25 over instruction + input."""
+    """Lexical baseline: Okapi BM25 over instruction + input (`icl_retriever.bm25`).
+
+    Reads the inverted index that `index` saved in the store folder (memory-mapped, reloaded after
+    a write). With `where`, candidates are taken down the BM25 ranking, a growing page at a time,
+    and filtered by the store: a filter that few examples match may read many of them.
+    """
 
     def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
-        from rank_bm25 import BM25Okapi
-
-        pool = self._pool()
-        index = self.__dict__.get("_bm25")
-        if index is None or index[0] is not pool:
-            index = (pool, BM25Okapi([_tokens(_content_text(e.instruction, e.input)) for e in pool]))
-            self.__dict__["_bm25"] = index
-        scores = index[1].get_scores(_tokens(_content_text(instruction, text_input)))
-        hits = []
-        for i in np.argsort(-scores, kind="stable"):
-            if pool[i].key not in excluded:
-                hits.append(Hit(pool[i], float(scores[i])))
-            if len(hits) == self._candidates_needed():
-                break
-        return hits
-
-
-def _tokens(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
-
-
-def _content_text(instruction: str, text_input: str) -> str:
-    return f"{instruction}\n{text_input}"
+        index: BM25Index = self._cached("_bm25", self.store.load_bm25_index)
+        order, scores = index.ranked(content_text(instruction, text_input))
+        needed, hits, start = self._candidates_needed(), [], 0
+        page = needed + len(excluded)
+        while len(hits) < needed and start < len(order):
+            positions = order[start : start + page]
+            ids = [str(index.ids[p]) for p in positions]
+            score = {key: float(scores[p]) for key, p in zip(ids, positions)}
+            found = self.store.get([key for key in ids if key not in excluded], where=self.where)
+            hits += [replace(hit, score=score[hit.example.key]) for hit in found]
+            start, page = start + page, page * 4
+        return hits[:needed]
 
 
 def _mmr(hits: list[Hit], n: int, lambda_mult: float) -> list[Hit]:

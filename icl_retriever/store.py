@@ -9,6 +9,9 @@ vector spaces.
 `rebuild` fills a new collection and then points the alias record `NAME-alias` at it, so readers
 never see a half-built index; every write changes the collection's `revision`, on which selectors
 key their in-memory caches.
+
+Nothing here reads the whole collection in one Chroma call (one `get` of everything fails past
+~50k rows): whole-pool reads go page by page, and only indexing makes them.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from icl_retriever import bm25
 from icl_retriever.embedders import Embedder, load_embedder
 from icl_retriever.errors import EmbedderMismatchError, IclRetrieverError, StoreNotFoundError
 from icl_retriever.example import Example
@@ -47,6 +51,10 @@ INDEX_CHUNK = 512
 DEFAULT_TIMEOUT = 60.0
 #: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
 TEMPLATE_STATS_FILE = "template_stats.npz"
+#: The pool's BM25 index (a folder, see `icl_retriever.bm25`), next to the Chroma files.
+BM25_FOLDER = "bm25"
+#: Rows per Chroma `get` when paging through the collection.
+PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -239,12 +247,43 @@ class ExampleStore:
         if live.id != self._collection.id:
             self._check_embedder(live)
             self._collection = live
-        return f"{live.id}:{(live.metadata or {}).get(_REVISION_KEY)}"
+        return _revision(live)
 
     @property
     def stats_path(self) -> Path:
         """The index's template statistics (task embedder only; see `icl_retriever.lexical`)."""
-        return _stats_path(self._folder, self._collection.name, self._final)
+        return _side_path(self._folder, self._collection.name, self._final, TEMPLATE_STATS_FILE)
+
+    @property
+    def bm25_path(self) -> Path:
+        """The index's BM25 index (a folder; on this machine even for a Chroma server)."""
+        return _side_path(self._folder, self._collection.name, self._final, BM25_FOLDER)
+
+    def build_bm25_index(self) -> Path:
+        """(Re)build the BM25 index from the stored examples, page by page; returns its folder.
+
+        `index` calls it after writing; call it yourself for a store indexed by an older version.
+        """
+        _build_bm25(self._collection, self.bm25_path)
+        return self.bm25_path
+
+    def load_bm25_index(self) -> bm25.BM25Index:
+        """The saved BM25 index, memory-mapped.
+
+        Raises:
+            IclRetrieverError: it was never built here (e.g. the store was indexed on another
+                machine through a Chroma server).
+        """
+        path = self.bm25_path
+        if not path.is_dir():
+            server = f" --url {self.location}" if self.location != str(self._folder) else ""
+            raise IclRetrieverError(
+                f"Index '{self.name}' has no BM25 index at {path}: it is built by `icl-retriever index` on "
+                "the machine that runs it. Build it here with `icl-retriever index POOL "
+                f"--name {self.name}{server}` (nothing is re-embedded), or copy that folder from the "
+                "indexing machine."
+            )
+        return bm25.BM25Index.load(path)
 
     def index(
         self,
@@ -272,6 +311,8 @@ class ExampleStore:
             stats.add(_texts(self.embedder, changed), [e.content_hash for e in changed])
             stats.save(self.stats_path)
         _embed_and_write(self._client, self._collection, self.embedder, changed, stats, progress, chunk_size)
+        if bm25.saved_revision(self.bm25_path) != self.revision:  # also after an interrupted run
+            self.build_bm25_index()
         updated = sum(1 for e in changed if e.key in existing)
         return IndexReport(added=len(changed) - updated, updated=updated, unchanged=len(examples) - len(changed))
 
@@ -314,11 +355,12 @@ class ExampleStore:
             if isinstance(embedder, TaskEmbedder):
                 stats = TemplateStats()
                 stats.add(_texts(embedder, examples), [e.content_hash for e in examples])
-                stats.save(_stats_path(folder, new.name, final))
+                stats.save(_side_path(folder, new.name, final, TEMPLATE_STATS_FILE))
             _embed_and_write(client, new, embedder, examples, stats, progress, chunk_size)
+            _build_bm25(client.get_collection(new.name), _side_path(folder, new.name, final, BM25_FOLDER))
         except BaseException:
             client.delete_collection(new.name)
-            _stats_path(folder, new.name, final).unlink(missing_ok=True)
+            _drop_side_files(folder, new.name, final)
             raise
         alias = client.get_or_create_collection(
             final + _ALIAS_SUFFIX, metadata={_TARGET_KEY: new.name}, embedding_function=None
@@ -348,55 +390,118 @@ class ExampleStore:
         with_vectors: bool = False,
     ) -> list[Hit]:
         """The `n` nearest examples to `vector`, most similar first."""
-        exclude = set(exclude_ids)
+        return self.query_many([vector], n, where=where, exclude_ids=[exclude_ids], with_vectors=with_vectors)[0]
+
+    def query_many(
+        self,
+        vectors: Sequence[np.ndarray] | np.ndarray,
+        n: int,
+        *,
+        where: Mapping[str, Any] | None = None,
+        exclude_ids: Sequence[Iterable[str]] | None = None,
+        with_vectors: bool = False,
+    ) -> list[list[Hit]]:
+        """The `n` nearest examples to each vector, most similar first, in one Chroma query;
+        `exclude_ids` holds one collection of ids per vector."""
+        excludes = [set(e) for e in exclude_ids] if exclude_ids is not None else [set() for _ in range(len(vectors))]
         available = self.count
-        if n <= 0 or available == 0:
-            return []
+        if n <= 0 or available == 0 or len(vectors) == 0:
+            return [[] for _ in range(len(vectors))]
         include = ["metadatas", "distances"] + (["embeddings"] if with_vectors else [])
         with _where_errors(where):
             result = self._collection.query(
-                query_embeddings=[np.asarray(vector, dtype=np.float32)],
-                n_results=min(n + len(exclude), available),
+                query_embeddings=[np.asarray(vector, dtype=np.float32) for vector in vectors],
+                n_results=min(n + max(map(len, excludes)), available),
                 where=dict(where) if where else None,
                 include=include,
             )
-        hits = []
-        vectors = result["embeddings"][0] if with_vectors else None
-        for i, (key, metadata, distance) in enumerate(
-            zip(result["ids"][0], result["metadatas"][0], result["distances"][0])
-        ):
-            if key in exclude:
-                continue
-            vec = np.asarray(vectors[i], dtype=np.float32) if vectors is not None else None
-            hits.append(Hit(_example_from(metadata), 1.0 - float(distance), vec, metadata.get(_TASK_KEY)))
-        return hits[:n]
+        out = []
+        for q, exclude in enumerate(excludes):
+            found = result["embeddings"][q] if with_vectors else None
+            hits = [
+                _hit(metadata, 1.0 - float(distance), found[i] if found is not None else None)
+                for i, (key, metadata, distance) in enumerate(
+                    zip(result["ids"][q], result["metadatas"][q], result["distances"][q])
+                )
+                if key not in exclude
+            ]
+            out.append(hits[:n])
+        return out
 
-    def iter_records(self, batch: int = 1000) -> Iterator[list[Hit]]:
+    def get(self, ids: Sequence[str], *, where: Mapping[str, Any] | None = None) -> list[Hit]:
+        """The stored examples with these ids (that match `where`), in the order given; ids not
+        stored are left out. Scores are NaN."""
+        found: dict[str, Hit] = {}
+        batch = self._client.get_max_batch_size()
+        for start in range(0, len(ids), batch):
+            with _where_errors(where):
+                page = self._collection.get(
+                    ids=list(ids[start : start + batch]), where=dict(where) if where else None, include=["metadatas"]
+                )
+            found.update({key: _hit(metadata) for key, metadata in zip(page["ids"], page["metadatas"])})
+        return [found[key] for key in ids if key in found]
+
+    def at(self, positions: Iterable[int]) -> list[Hit]:
+        """The examples at these positions of the collection's storage order (one small `get`
+        each); positions past the end are left out."""
+        hits = []
+        for position in positions:
+            found = self._collection.get(limit=1, offset=int(position), include=["metadatas"])
+            hits += [_hit(metadata) for metadata in found["metadatas"]]
+        return hits
+
+    def ids(self, where: Mapping[str, Any] | None = None) -> list[str]:
+        """The ids of the stored examples (that match `where`), read page by page without their records."""
+        return [key for page in _pages(self._collection, [], where) for key in page["ids"]]
+
+    def iter_records(self, batch: int = PAGE) -> Iterator[list[Hit]]:
         """Every stored example with its vector and task wording, `batch` at a time (scores are NaN).
 
         Pages through the collection in storage order, so memory and each Chroma call stay bounded
-        however large the pool (one `get` of everything fails past ~50k rows). Writes made while
-        iterating may be missed or seen twice.
+        however large the pool. Writes made while iterating may be missed or seen twice.
         """
-        if batch < 1:
-            raise ValueError(f"batch must be at least 1, got {batch}.")
-        offset = 0
-        while True:
-            found = self._collection.get(limit=batch, offset=offset, include=["embeddings", "metadatas"])
-            if not found["ids"]:
-                return
-            yield [
-                Hit(_example_from(metadata), float("nan"), np.asarray(vector, dtype=np.float32), metadata.get(_TASK_KEY))
-                for metadata, vector in zip(found["metadatas"], found["embeddings"])
-            ]
-            offset += len(found["ids"])
+        for page in _pages(self._collection, ["embeddings", "metadatas"], None, batch):
+            yield [_hit(metadata, vector=vector) for metadata, vector in zip(page["metadatas"], page["embeddings"])]
 
     def examples(self, where: Mapping[str, Any] | None = None) -> list[Example]:
-        """All stored examples (optionally filtered), in id order."""
+        """All stored examples (optionally filtered), in id order, read page by page. Holds the
+        whole pool in memory: for inspection and tests, never used by selection."""
+        pairs = [
+            (key, metadata) for page in _pages(self._collection, ["metadatas"], where) for key, metadata in zip(page["ids"], page["metadatas"])
+        ]
+        return [_example_from(metadata) for _, metadata in sorted(pairs, key=lambda pair: pair[0])]
+
+
+def _pages(collection: Any, include: list[str], where: Mapping[str, Any] | None, batch: int = PAGE) -> Iterator[dict[str, Any]]:
+    """Chroma `get` results of the collection (filtered by `where`), `batch` rows at a time."""
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}.")
+    offset = 0
+    while True:
         with _where_errors(where):
-            found = self._collection.get(where=dict(where) if where else None, include=["metadatas"])
-        pairs = sorted(zip(found["ids"], found["metadatas"]), key=lambda pair: pair[0])
-        return [_example_from(metadata) for _, metadata in pairs]
+            found = collection.get(where=dict(where) if where else None, limit=batch, offset=offset, include=include)
+        if not found["ids"]:
+            return
+        yield found
+        offset += len(found["ids"])
+
+
+def _hit(metadata: Mapping[str, Any], score: float = float("nan"), vector: Any = None) -> Hit:
+    vec = np.asarray(vector, dtype=np.float32) if vector is not None else None
+    return Hit(_example_from(metadata), score, vec, metadata.get(_TASK_KEY))
+
+
+def _revision(collection: Any) -> str:
+    return f"{collection.id}:{(collection.metadata or {}).get(_REVISION_KEY)}"
+
+
+def _build_bm25(collection: Any, path: Path) -> None:
+    if collection.count() == 0:  # nothing to index (bm25s needs a document)
+        return
+    revision = _revision(collection)
+    examples = (_example_from(m) for page in _pages(collection, ["metadatas"], None) for m in page["metadatas"])
+    documents = ((e.key, bm25.content_text(e.instruction, e.input)) for e in examples)
+    bm25.BM25Index.build(documents, revision).save(path)
 
 
 @contextmanager
@@ -462,9 +567,14 @@ def _existing(name: str, path: str | Path, url: str | None, timeout: float) -> t
     return client, collection
 
 
-def _stats_path(folder: Path, collection: str, final: str) -> Path:
-    # A rebuilt collection has its own statistics file, switched in and dropped with it.
-    return folder / (TEMPLATE_STATS_FILE if collection == final else f"{collection}.{TEMPLATE_STATS_FILE}")
+def _side_path(folder: Path, collection: str, final: str, name: str) -> Path:
+    # A rebuilt collection has its own statistics and BM25 index, switched in and dropped with it.
+    return folder / (name if collection == final else f"{collection}.{name}")
+
+
+def _drop_side_files(folder: Path, collection: str, final: str) -> None:
+    _side_path(folder, collection, final, TEMPLATE_STATS_FILE).unlink(missing_ok=True)
+    bm25.remove(_side_path(folder, collection, final, BM25_FOLDER))
 
 
 def _drop_leftovers(client: Any, folder: Path, final: str) -> None:
@@ -475,7 +585,7 @@ def _drop_leftovers(client: Any, folder: Path, final: str) -> None:
         name = collection.name
         if (name == final or name.startswith(final + _REBUILD_SUFFIX)) and (live is None or name != live.name):
             client.delete_collection(name)
-            _stats_path(folder, name, final).unlink(missing_ok=True)
+            _drop_side_files(folder, name, final)
 
 
 def _texts(embedder: Embedder, examples: Sequence[Example]) -> list[str]:

@@ -4,9 +4,9 @@ import icl_retriever
 def test_public_api_is_pinned():
     assert sorted(icl_retriever.__all__) == [
         "Answer", "BM25ExampleSelector", "BackendNotInstalledError", "Embedder", "EmbedderMismatchError",
-        "Example", "ExampleStore", "Generator", "GeneratorLLM", "Hit", "ICLPipeline", "IclRetrieverError",
-        "ModelNotFoundError", "PIEEmbedder", "PoolFormatError", "RandomExampleSelector", "SemanticEmbedder",
-        "SemanticExampleSelector", "StoreNotFoundError", "TaskEmbedder", "TaskExampleSelector", "build_prompt",
+        "Example", "ExampleStore", "Generator", "GeneratorLLM", "Hit", "ICLPipeline", "IclRetrieverError", "IndexReport",
+        "ModelNotFoundError", "PIEEmbedder", "PoolFormatError", "PoolLoad", "RandomExampleSelector", "SemanticEmbedder",
+        "SemanticExampleSelector", "Settings", "StoreNotFoundError", "TaskEmbedder", "TaskExampleSelector", "build_prompt",
         "few_shot_chain", "load_embedder",
         "load_pool", "make_generator",
     ]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from benchmarks.icl import (
+from icl_retriever.bench.icl import (
     STRATEGIES,
     IclRow,
     OracleSelector,
@@ -23,7 +23,7 @@ from benchmarks.icl import (
     select_for_queries,
     strategy_metrics,
 )
-from benchmarks.scoring import (
+from icl_retriever.bench.scoring import (
     bootstrap_ci,
     mcnemar_exact,
     normalize_answer,
@@ -139,7 +139,7 @@ def test_oracle_gain_captured() -> None:
 
 
 def test_markdown_table_and_formatting() -> None:
-    from benchmarks._report import format_ci, format_value, markdown_table
+    from icl_retriever.bench._report import format_ci, format_value, markdown_table
 
     assert markdown_table(["a", "b"], [[1, "x"]]) == "| a | b |\n| --- | --- |\n| 1 | x |"
     with pytest.raises(ValueError, match="has 1 cells, expected 2"):
@@ -149,7 +149,7 @@ def test_markdown_table_and_formatting() -> None:
 
 
 def test_provenance_and_plot(tmp_path: Path) -> None:
-    from benchmarks._report import bar_chart, provenance, write_json
+    from icl_retriever.bench._report import bar_chart, provenance, write_json
 
     header = provenance(seed=3, command=["icl-retriever", "bench", "icl", "--pool", "a b.jsonl"])
     assert header["command"] == "icl-retriever bench icl --pool 'a b.jsonl'"
@@ -272,9 +272,9 @@ class _Spy:
     def __init__(self) -> None:
         self.calls: list[tuple[dict[str, Any], list[str]]] = []
 
-    def select_hits(self, variables: dict[str, Any], exclude_ids: Sequence[str] = ()) -> list[Any]:
-        self.calls.append((dict(variables), list(exclude_ids)))
-        return []
+    def select_hits_many(self, inputs: Sequence[dict[str, Any]], exclude_ids: Sequence[Sequence[str]]) -> list[Any]:
+        self.calls += [(dict(variables), list(ids)) for variables, ids in zip(inputs, exclude_ids)]
+        return [[] for _ in inputs]
 
 
 def test_only_the_oracle_is_given_the_task() -> None:

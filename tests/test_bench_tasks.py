@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.tasks import THRESHOLDS, evaluate_tasks, threshold_sweep
+from icl_retriever.bench.tasks import THRESHOLDS, evaluate_tasks, threshold_sweep
 from icl_retriever.cli import app
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example

@@ -4,6 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from icl_retriever.cli import app
+from icl_retriever.errors import IclRetrieverError
 from icl_retriever.pool import load_pool
 from tests.conftest import BUILTIN_POOL
 
@@ -78,3 +79,83 @@ def test_user_errors_exit_1_flag_errors_exit_2(tmp_path, indexed):
     assert mismatch.exit_code == 1 and "--rebuild" in mismatch.stderr
     assert invoke("select", "x", "--nope").exit_code == 2
     assert invoke("index", BUILTIN_POOL, "--embedder", "other").exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def task_store(tmp_path_factory):
+    """A task-embedder index of the first 40 built-in examples."""
+    folder = tmp_path_factory.mktemp("task-stores")
+    pool = folder / "small.jsonl"
+    pool.write_text("\n".join(BUILTIN_POOL.read_text(encoding="utf-8").splitlines()[:40]) + "\n", encoding="utf-8")
+    result = invoke("index", pool, "--store", folder, "--embedder", "task", "--json")
+    assert result.exit_code == 0, result.stderr
+    return folder
+
+
+REQUEST = ("Is the writer of this comment pleased or unhappy? Reply with one label.",
+           "--input", "The soup was cold and the bread was stale.")
+
+
+def test_task_selector_flags_reach_the_selector(task_store):
+    from icl_retriever.selectors import TaskExampleSelector
+    from icl_retriever.store import ExampleStore
+
+    options = {"content_weight": 0.0, "overlap_weight": 0.2, "group_size": 0, "fetch_k": 7, "token_budget": 40}
+    flags = [arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", value)]
+    result = invoke("select", *REQUEST, "--store", task_store, "--name", "small", "-k", "3", *flags, "--json")
+    assert result.exit_code == 0, result.stderr
+    chosen = json.loads(result.stdout)["demonstrations"]
+    selector = TaskExampleSelector(store=ExampleStore.open("small", task_store), k=3, **options)
+    expected = selector.select_examples({"instruction": REQUEST[0], "input": REQUEST[2]})
+    assert [(d["id"], round(d["score"], 5)) for d in chosen] == [(d["id"], round(d["score"], 5)) for d in expected]
+    assert sum(len(" ".join((d["instruction"], d["input"], d["output"])).split()) for d in chosen) <= 40
+    default = json.loads(invoke("select", *REQUEST, "--store", task_store, "--name", "small", "-k", "3", "--json").stdout)
+    assert [d["score"] for d in default["demonstrations"]] != [d["score"] for d in chosen]
+
+
+def test_task_selector_flags_on_another_index_exit_1(indexed):
+    store, _ = indexed
+    result = invoke("select", *REQUEST, "--store", store, "--content-weight", "0.3", "--group-size", "2")
+    assert result.exit_code == 1
+    assert "--content-weight, --group-size tune the task selector, but index 'pool' uses PIEEmbedder" in result.stderr
+    assert "--embedder task --rebuild" in result.stderr
+
+
+def test_ask_where_and_token_budget_reach_the_selector(indexed):
+    from icl_retriever.generators import make_generator
+
+    store, _ = indexed
+    result = invoke("ask", *REQUEST, "--store", store, "--backend", "transformers", "--where", '{"topic": "movies"}',
+                    "--token-budget", "60", "-k", "4", "--temperature", "0", "--max-tokens", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    demos = json.loads(result.stdout)["demonstrations"]
+    movies = {e.key for e in load_pool(BUILTIN_POOL).examples if e.metadata.get("topic") == "movies"}
+    assert demos and {d["id"] for d in demos} <= movies
+    tokenizer = make_generator("transformers").tokenizer
+    used = sum(len(tokenizer.encode("\n".join((d["instruction"], d["input"], d["output"])), add_special_tokens=False))
+               for d in demos)
+    assert used <= 60
+
+
+def test_ask_engine_flags_reach_vllm(indexed, monkeypatch):
+    import vllm
+
+    seen = {}
+
+    def engine(**kwargs):
+        seen.update(kwargs)
+        raise IclRetrieverError("recorded; no engine started")
+
+    monkeypatch.setattr(vllm, "LLM", engine)
+    store, _ = indexed
+    result = invoke("ask", *REQUEST, "--store", store, "--backend", "vllm",
+                    "--dtype", "float32", "--gpu-memory", "0.25", "--no-enforce-eager")
+    assert result.exit_code == 1 and "recorded; no engine started" in result.stderr
+    assert (seen["dtype"], seen["gpu_memory_utilization"], seen["enforce_eager"]) == ("float32", 0.25, False)
+
+
+def test_engine_flags_with_another_backend_exit_1(indexed):
+    store, _ = indexed
+    result = invoke("ask", *REQUEST, "--store", store, "--backend", "openai", "--dtype", "float32")
+    assert result.exit_code == 1
+    assert "dtype configure the in-process vLLM engine; --backend openai has none" in result.stderr

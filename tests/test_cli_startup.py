@@ -111,10 +111,8 @@ def test_cli_mirrors_match_the_library():
     from icl_retriever import generators, store
     from icl_retriever.generators import Backend
     from icl_retriever.pool import DEFAULT_MAX_FIELD_CHARS
-    from icl_retriever.store import DEFAULT_STORE_DIR
     from icl_retriever.tasks import DEFAULT_THRESHOLD, SampleMethod
 
-    assert _app.DEFAULT_STORE_DIR == Path(DEFAULT_STORE_DIR)
     assert cli_tasks.DEFAULT_THRESHOLD == DEFAULT_THRESHOLD
     assert get_args(cli_tasks.SampleMethod) == get_args(SampleMethod)
     assert get_args(_app.EmbedderKind) == get_args(EmbedderKind) == EMBEDDER_KINDS

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks.ieb import clustering_metrics, evaluate_ieb, results_markdown, retrieval_metrics
+from icl_retriever.bench.ieb import clustering_metrics, evaluate_ieb, results_markdown, retrieval_metrics
 from icl_retriever.embedders import load_embedder
 
 IEB = Path(__file__).resolve().parents[2] / "shared" / "data" / "ieb"

@@ -220,8 +220,9 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
     hits = selector.select_hits(request)
     assert {hit.example.task for hit in hits} == {"letter"}
     # The request's task wording lost the story it shares with the pool, and kept its own words.
-    content = task_embedder.content.embed_query(task_embedder.text_for(request["instruction"], ""))
-    wording = selector._task_wording(request["instruction"], "", content, set())
+    content = task_embedder.content.embed_documents([task_embedder.text_for(request["instruction"], "")])
+    [wording] = selector._task_wordings([(request["instruction"], "")], content, [set()])
+    content = content[0]
     assert wording == "... given the passage above , pick the best answer . choices : a . yes b . no"
     # The score is the documented sum, computed here from its parts: own score + group support.
     task_vector = task_embedder.task.embed_query(wording)
@@ -257,3 +258,37 @@ def test_task_selector_reads_only_what_it_fetches(tmp_path, task_embedder, monke
     monkeypatch.setattr(ExampleStore, "examples", whole_pool)
     hits = TaskExampleSelector(store=store, k=2, fetch_k=3).select_hits({"instruction": "Why did this happen?", "input": "x"})
     assert len(hits) == 2
+
+
+def test_select_many_equals_one_by_one(tmp_path, task_embedder, builtin_examples, toy_store):
+    """One encoder call and one store query for all requests, the same demonstrations and scores."""
+    store = ExampleStore(task_embedder, "builtin", tmp_path)
+    store.index(builtin_examples)
+    requests = [
+        {"instruction": e.instruction, "input": e.input} for e in builtin_examples[:: len(builtin_examples) // 6]
+    ] + [{"instruction": f"{builtin_examples[0].input}\nIs this review positive or negative?"}]  # a whole prompt
+    for selector in (
+        TaskExampleSelector(store=store, k=3),
+        TaskExampleSelector(store=store, k=2, mmr=True, token_budget=40),
+        SimilarityExampleSelector(store=toy_store, k=2, where={"topic": "movies"}),
+        RandomExampleSelector(store=toy_store, k=2, where={"topic": "movies"}),
+        BM25ExampleSelector(store=toy_store, k=2, exclude_ids={"ex4"}),
+    ):
+        requests_here = requests if selector.store is store else [REQUEST, {"instruction": "Classify the film."}]
+        many, one = selector.select_many(requests_here), [selector.select_examples(r) for r in requests_here]
+        # The same demonstrations in the same order; scores agree to float32 precision (a batched
+        # encoder call pads the shorter texts, which moves the vectors by ~1e-7).
+        without_scores = lambda found: [[{**d, "score": None} for d in demos] for demos in found]  # noqa: E731
+        assert without_scores(many) == without_scores(one)
+        scores = lambda found: [d["score"] or 0.0 for demos in found for d in demos]  # noqa: E731
+        assert scores(many) == pytest.approx(scores(one), abs=2e-6)
+
+
+def test_random_draws_only_among_filtered_rows_and_leaves_exclusions_out(toy_store):
+    seen = set()
+    for seed in range(20):
+        selector = RandomExampleSelector(store=toy_store, k=2, seed=seed, where={"topic": "movies"}, exclude_ids={"ex1"})
+        seen |= {d["id"] for d in selector.select_examples(REQUEST)}
+    assert seen == {"ex2", "ex4"}
+    everything = {d["id"] for seed in range(30) for d in RandomExampleSelector(store=toy_store, k=1, seed=seed).select_examples(REQUEST)}
+    assert everything == {e.key for e in make_examples()}

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from training.data import Labeled, make_triplets, split_dev, usable
-from training.loss import LabelMaskedContrastiveLoss
+from icl_retriever.training.data import Labeled, make_triplets, split_dev, usable
+from icl_retriever.training.loss import LabelMaskedContrastiveLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FILE = ROOT.parent / "shared" / "data" / "ieb" / "eft_train_unsup.json"
@@ -90,7 +90,7 @@ def _reload_matches_training_model(args):  # type: ignore[no-untyped-def]
     from safetensors.torch import load_file
 
     from icl_retriever.embedders import PIEEmbedder
-    from training.run import build_model, fill
+    from icl_retriever.training.run import build_model, fill
 
     embedder = PIEEmbedder.from_pretrained(args.output_dir)
     model = build_model(args)
@@ -106,8 +106,8 @@ def _reload_matches_training_model(args):  # type: ignore[no-untyped-def]
 @pytest.mark.skipif(not TRAIN_FILE.is_file(), reason="needs ../shared/data/ieb/eft_train_unsup.json")
 def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None:
     from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder
-    from training.args import TrainArgs
-    from training.run import train
+    from icl_retriever.training.args import TrainArgs
+    from icl_retriever.training.run import train
 
     args = TrainArgs(
         output_dir=tmp_path / "pie",
@@ -150,8 +150,8 @@ def test_few_steps_lower_the_loss_and_the_folder_reloads(tmp_path: Path) -> None
 def test_decoder_base_trains_and_the_folder_reloads(tmp_path: Path) -> None:
     """`--base smollm2`: LoRA on the SmolLM2 decoder, last-token pooling, the PIE prompt."""
     from icl_retriever.embedders import PIE_TEMPLATE, load_embedder
-    from training.args import TrainArgs
-    from training.run import train
+    from icl_retriever.training.args import TrainArgs
+    from icl_retriever.training.run import train
 
     args = TrainArgs(
         output_dir=tmp_path / "pie-decoder",

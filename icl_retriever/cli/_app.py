@@ -14,16 +14,17 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import typer
 
 from icl_retriever.errors import IclRetrieverError
 
+if TYPE_CHECKING:
+    from icl_retriever.settings import Settings
+
 # Mirrors of library values that typer needs while parsing, whose modules are too heavy to import
 # for that (store, embedders: numpy; pool: pydantic). tests/test_cli_startup.py checks they match.
-#: `icl_retriever.store.DEFAULT_STORE_DIR`
-DEFAULT_STORE_DIR = Path("stores")
 #: `icl_retriever.embedders.EmbedderKind` (its values: `EMBEDDER_KINDS`)
 EmbedderKind = Literal["task", "pie-minilm", "pie-decoder", "trained", "semantic"]
 #: `icl_retriever.pool.DEFAULT_MAX_FIELD_CHARS`
@@ -46,8 +47,12 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-StoreOption = Annotated[Path, typer.Option("--store", help="Folder that holds the embedded indexes.")]
-NameOption = Annotated[str, typer.Option("--name", help="Index name (default: 'pool', the built-in pool's).")]
+# Options that icl_retriever.settings.Settings can also set: None here means "not given", and
+# `settings(...)` fills in the value from ICL_RETRIEVER_* variables, icl-retriever.toml or the default.
+StoreOption = Annotated[
+    Path | None, typer.Option("--store", help="Folder that holds the embedded indexes (default: stores).")
+]
+NameOption = Annotated[str | None, typer.Option("--name", help="Index name (default: 'pool', the built-in pool's).")]
 UrlOption = Annotated[
     str | None, typer.Option("--url", help="A Chroma server, e.g. http://localhost:8000, instead of --store.")
 ]
@@ -62,7 +67,7 @@ TimeoutOption = Annotated[
 ]
 InstructionArgument = Annotated[str, typer.Argument(help="The request's instruction.")]
 InputOption = Annotated[str, typer.Option("--input", help="The request's input.")]
-KOption = Annotated[int, typer.Option("-k", min=0, help="How many demonstrations.")]
+KOption = Annotated[int | None, typer.Option("-k", min=0, help="How many demonstrations (default 2).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,6 +103,13 @@ def parse_where(where: str | None) -> dict[str, Any] | None:
     return value
 
 
+def settings(**flags: Any) -> Settings:
+    """The settings (ICL_RETRIEVER_* variables, icl-retriever.toml, defaults) with the given flags on top."""
+    from icl_retriever.settings import Settings
+
+    return Settings.resolve(**flags)
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -115,18 +127,25 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the libraries' own logs (vLLM engine, transformers).")
+    ] = False,
 ) -> None:
     """Pick in-context demonstrations by task, and answer with them."""
-    quiet_transformers()
+    if not verbose:
+        quiet_libraries()
 
 
-def quiet_transformers() -> None:
-    """Keep transformers' per-load progress bars and notices off stderr: the CLI owns the terminal.
+def quiet_libraries() -> None:
+    """Keep vLLM's engine logs and transformers' per-load progress bars and notices off stderr:
+    the CLI owns the terminal, and only warnings get through.
 
-    Importing transformers takes seconds, so this sets the environment variables that
-    transformers and huggingface_hub read when they are imported (a user's own
-    TRANSFORMERS_VERBOSITY wins); only if transformers is already loaded is it configured directly.
+    Importing these libraries takes seconds, so this sets the environment variables that vLLM,
+    transformers and huggingface_hub read when they are imported (vLLM's engine subprocesses
+    inherit them; a user's own setting wins); only if transformers is already loaded is it
+    configured directly.
     """
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     transformers_logging = sys.modules.get("transformers.utils.logging")

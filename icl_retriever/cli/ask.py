@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 
 from icl_retriever.cli._app import (
-    DEFAULT_STORE_DIR,
     DEFAULT_TIMEOUT,
     Backend,
     InputOption,
@@ -21,21 +20,26 @@ from icl_retriever.cli._app import (
     app,
     handle_errors,
     print_json,
+    settings,
 )
+from icl_retriever.cli._selection import Selection, selection_options
 
 
 @app.command()
+@selection_options
 @handle_errors
 def ask(
     instruction: InstructionArgument,
+    selection: Selection,
     input: InputOption = "",
-    k: KOption = 2,
-    store: StoreOption = DEFAULT_STORE_DIR,
-    name: NameOption = "pool",
+    k: KOption = None,
+    store: StoreOption = None,
+    name: NameOption = None,
     url: UrlOption = None,
     backend: Annotated[
-        Backend, typer.Option(help="vllm (in-process), openai (a running `vllm serve`) or transformers.")
-    ] = "vllm",
+        Backend | None,
+        typer.Option(help="vllm (in-process, the default), openai (a running `vllm serve`) or transformers."),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(help="Checkpoint folder or .gguf file (default: packaged SmolLM2-135M-Instruct); "
@@ -45,6 +49,22 @@ def ask(
         str | None, typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (--backend openai).")
     ] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most new tokens in the answer.")] = 32,
+    temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 = greedy.")] = 0.0,
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="vLLM weights and activations: bfloat16, float16 or float32 (default: bfloat16 where "
+                     "the hardware computes it, else float32)."),
+    ] = None,
+    gpu_memory: Annotated[
+        float | None,
+        typer.Option(min=0.01, max=1.0, help="vLLM: share of GPU memory (on CPU: of RAM) for weights and KV cache "
+                     "(default 0.9 on GPU, 0.3 on CPU)."),
+    ] = None,
+    enforce_eager: Annotated[
+        bool | None,
+        typer.Option("--enforce-eager/--no-enforce-eager",
+                     help="vLLM: run eagerly (the default); --no-enforce-eager captures CUDA graphs, worth it for long GPU runs."),
+    ] = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
 ) -> None:
@@ -52,14 +72,26 @@ def ask(
 
     Example: icl-retriever ask "Is this review positive or negative?" --input "A dull, endless film."
     """
-    from icl_retriever.generators import make_generator
+    from icl_retriever.generators import VLLMGenerator, make_generator
     from icl_retriever.pipeline import ICLPipeline
-    from icl_retriever.selectors import selector_for_store
-    from icl_retriever.store import ExampleStore
 
-    selector = selector_for_store(ExampleStore.open(name, store, url, timeout=timeout), k=k)
-    generator = make_generator(backend, model, base_url, timeout=timeout)
-    result = ICLPipeline(selector, generator, max_tokens=max_tokens).answer(instruction, input)
+    config = settings(store=store, name=name, url=url, k=k, backend=backend, model=model)
+    selector = selection.selector(config.open_store(timeout=timeout), config.k)  # bad flags fail before the engine starts
+    engine = {"dtype": dtype, "gpu_memory_utilization": gpu_memory, "enforce_eager": enforce_eager}
+    generator = make_generator(
+        config.backend, config.model, base_url, timeout=timeout,
+        **{option: value for option, value in engine.items() if value is not None},
+    )
+    try:
+        tokenizer = generator.tokenizer
+        if tokenizer is not None:  # --token-budget counts the generator's tokens
+            selector.count_tokens = lambda text: len(tokenizer.encode(text, add_special_tokens=False))
+        result = ICLPipeline(selector, generator, max_tokens=max_tokens, temperature=temperature).answer(
+            instruction, input
+        )
+    finally:
+        if isinstance(generator, VLLMGenerator):
+            generator.close()
     if json_out:
         print_json(
             {

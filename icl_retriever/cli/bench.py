@@ -1,4 +1,4 @@
-"""`bench ieb`, `bench icl`, `bench tasks`, `bench tasks-threshold`: the benchmark commands (code in the top-level `benchmarks/`)."""
+"""`bench ieb`, `bench icl`, `bench tasks`, `bench tasks-threshold`: the benchmark commands (code in `icl_retriever.bench`)."""
 
 from __future__ import annotations
 
@@ -62,8 +62,8 @@ def icl(
     (add --requests ../shared/data/iclmix/dev_fresh.jsonl for the fresh wording, --select-only for
     the task match alone)
     """
-    from benchmarks import _report
-    from benchmarks.icl import read_query_ids, read_requests, results_markdown, run_icl_benchmark, write_results
+    from icl_retriever.bench import _report
+    from icl_retriever.bench.icl import read_query_ids, read_requests, results_markdown, run_icl_benchmark, write_results
     from icl_retriever.generators import make_generator
 
     query_ids = read_query_ids(queries)[:limit]
@@ -112,8 +112,8 @@ def ieb(
 
     Example: icl-retriever bench ieb --embedder semantic,pie-minilm,pie-decoder,trained,task --out benchmarks/results/ieb
     """
-    from benchmarks import _report
-    from benchmarks.ieb import SEED, evaluate_ieb, results_markdown, write_results
+    from icl_retriever.bench import _report
+    from icl_retriever.bench.ieb import SEED, evaluate_ieb, results_markdown, write_results
     from icl_retriever.cli._app import log
     from icl_retriever.embedders import EMBEDDER_KINDS, load_embedder
     from icl_retriever.errors import IclRetrieverError
@@ -158,9 +158,9 @@ def tasks(
     Example: icl-retriever bench tasks --name iclmix --queries ../shared/data/iclmix/dev_ids.txt
     --out benchmarks/results/tasks-iclmix
     """
-    from benchmarks import _report
-    from benchmarks.icl import read_query_ids
-    from benchmarks.tasks import evaluate_tasks, results_markdown, write_results
+    from icl_retriever.bench import _report
+    from icl_retriever.bench.icl import read_query_ids
+    from icl_retriever.bench.tasks import evaluate_tasks, results_markdown, write_results
     from icl_retriever.store import ExampleStore
     from icl_retriever.tasks import StoredPool
 
@@ -193,8 +193,8 @@ def tasks_threshold(
     How `tasks`'s default threshold was chosen: on the built-in pool and IEB eft_test, never on
     iclmix. Example: icl-retriever bench tasks-threshold --out benchmarks/results/tasks-threshold
     """
-    from benchmarks import _report
-    from benchmarks.tasks import tune_threshold, tuning_markdown, write_results
+    from icl_retriever.bench import _report
+    from icl_retriever.bench.tasks import tune_threshold, tuning_markdown, write_results
 
     header = _report.provenance()
     results = tune_threshold(pool, eft, cache)

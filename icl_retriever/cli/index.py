@@ -9,7 +9,6 @@ import typer
 
 from icl_retriever.cli._app import (
     DEFAULT_MAX_FIELD_CHARS,
-    DEFAULT_STORE_DIR,
     DEFAULT_TIMEOUT,
     EmbedderKind,
     InputOption,
@@ -23,11 +22,13 @@ from icl_retriever.cli._app import (
     app,
     handle_errors,
     log,
-    parse_where,
     print_json,
+    settings,
 )
+from icl_retriever.cli._selection import Selection, selection_options
 
 if TYPE_CHECKING:
+    from icl_retriever.settings import Settings
     from icl_retriever.store import ExampleStore
 
 
@@ -35,13 +36,13 @@ if TYPE_CHECKING:
 @handle_errors
 def index(
     pool: Annotated[Path, typer.Argument(help="Pool file: JSONL (one example per line) or a JSON array.")],
-    store: StoreOption = DEFAULT_STORE_DIR,
+    store: StoreOption = None,
     name: Annotated[str | None, typer.Option("--name", help="Index name (default: the pool file's stem).")] = None,
     url: UrlOption = None,
     embedder: Annotated[
         EmbedderKind | None,
         typer.Option(
-            help="task (the default for a new index: task wording + content, MiniLM), pie-minilm (PIE prompt, "
+            help="task (the default for a new index, or the `embedder` setting: task wording + content, MiniLM), pie-minilm (PIE prompt, "
             "MiniLM), pie-decoder (PIE prompt, SmolLM2 last token), trained (a folder from `train`; --model) "
             "or semantic (MiniLM over instruction + input)."
         ),
@@ -66,16 +67,17 @@ def index(
     loaded = load_pool(pool, skip_invalid=skip_invalid, max_field_chars=max_field_chars)
     for issue in loaded.skipped:
         log(f"skipped {issue}")
-    name = name or pool.stem
+    config = settings(store=store, name=name or pool.stem, url=url, embedder=embedder)
+    name = config.name
     # Rate and time left on stderr; one update per committed chunk.
     with tqdm(total=len(loaded.examples), desc="indexing", unit="ex", disable=None) as bar:
         if rebuild:
             target, report = ExampleStore.rebuild(
-                load_embedder(embedder or "task", model), name, loaded.examples, store, url,
+                load_embedder(config.embedder, model), name, loaded.examples, config.store, config.url,
                 progress=bar.update, timeout=timeout,
             )
         else:
-            target = _open_or_create(name, store, url, embedder, model, timeout)
+            target = _open_or_create(config, embedder is not None, model, timeout)
             report = target.index(loaded.examples, progress=bar.update)
     summary = {
         "store": target.location,
@@ -95,33 +97,31 @@ def index(
         )
 
 
-def _open_or_create(
-    name: str, store: Path, url: str | None, embedder: EmbedderKind | None, model: str | None, timeout: float
-) -> ExampleStore:
-    """An existing index keeps its embedder unless one is named; a new one gets the task embedder."""
+def _open_or_create(config: Settings, embedder_given: bool, model: str | None, timeout: float) -> ExampleStore:
+    """An existing index keeps its embedder unless one is named; a new one gets the `embedder` setting's."""
     from icl_retriever.embedders import load_embedder
     from icl_retriever.errors import StoreNotFoundError
     from icl_retriever.store import ExampleStore
 
-    if embedder is None and model is None:
+    if not embedder_given and model is None:
         try:
-            return ExampleStore.open(name, store, url, timeout=timeout)
+            return config.open_store(timeout=timeout)
         except StoreNotFoundError:
             pass
-    return ExampleStore(load_embedder(embedder or "task", model), name, store, url, timeout=timeout)
+    return ExampleStore(load_embedder(config.embedder, model), config.name, config.store, config.url, timeout=timeout)
 
 
 @app.command()
+@selection_options
 @handle_errors
 def select(
     instruction: InstructionArgument,
+    selection: Selection,
     input: InputOption = "",
-    k: KOption = 2,
-    store: StoreOption = DEFAULT_STORE_DIR,
-    name: NameOption = "pool",
+    k: KOption = None,
+    store: StoreOption = None,
+    name: NameOption = None,
     url: UrlOption = None,
-    where: Annotated[str | None, typer.Option(help="JSON metadata filter, e.g. '{\"lang\": \"en\"}'.")] = None,
-    mmr: Annotated[bool, typer.Option(help="Prefer diverse demonstrations (maximal marginal relevance).")] = False,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
 ) -> None:
@@ -130,12 +130,9 @@ def select(
     Example: icl-retriever select "Is this review positive or negative?" --input "Loved it."
     """
     from icl_retriever.example import shorten
-    from icl_retriever.selectors import selector_for_store
-    from icl_retriever.store import ExampleStore
 
-    selector = selector_for_store(
-        ExampleStore.open(name, store, url, timeout=timeout), k=k, where=parse_where(where), mmr=mmr
-    )
+    config = settings(store=store, name=name, url=url, k=k)
+    selector = selection.selector(config.open_store(timeout=timeout), config.k)
     demos = selector.select_examples({"instruction": instruction, "input": input})
     if json_out:
         print_json({"demonstrations": demos})
@@ -154,8 +151,8 @@ def select(
 @app.command()
 @handle_errors
 def info(
-    store: StoreOption = DEFAULT_STORE_DIR,
-    name: NameOption = "pool",
+    store: StoreOption = None,
+    name: NameOption = None,
     url: UrlOption = None,
     timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
@@ -163,7 +160,8 @@ def info(
     """Describe an index: size, embedder fingerprint and dimension (no model is loaded)."""
     from icl_retriever.store import ExampleStore
 
-    data = ExampleStore.describe(name, store, url, timeout=timeout)
+    config = settings(store=store, name=name, url=url)
+    data = ExampleStore.describe(config.name, config.store, config.url, timeout=timeout)
     if json_out:
         print_json(data)
     else:

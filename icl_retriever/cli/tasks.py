@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 import typer
 
 from icl_retriever.cli._app import (
-    DEFAULT_STORE_DIR,
     JsonOption,
     NameOption,
     StoreOption,
@@ -17,6 +16,7 @@ from icl_retriever.cli._app import (
     handle_errors,
     log,
     print_json,
+    settings,
 )
 
 # Mirrors of `icl_retriever.tasks` values (numpy, sklearn: too heavy to import while parsing);
@@ -37,8 +37,8 @@ ThresholdOption = Annotated[
 @app.command()
 @handle_errors
 def tasks(
-    store: StoreOption = DEFAULT_STORE_DIR,
-    name: NameOption = "pool",
+    store: StoreOption = None,
+    name: NameOption = None,
     url: UrlOption = None,
     threshold: ThresholdOption = DEFAULT_THRESHOLD,
     plot: Annotated[
@@ -54,10 +54,9 @@ def tasks(
     Example: icl-retriever tasks --name pool --plot tasks.png
     """
     from icl_retriever.example import shorten
-    from icl_retriever.store import ExampleStore
     from icl_retriever.tasks import discover_tasks, plot_task_similarity
 
-    task_map = discover_tasks(ExampleStore.open(name, store, url), threshold=threshold)
+    task_map = discover_tasks(settings(store=store, name=name, url=url).open_store(), threshold=threshold)
     if plot is not None:
         log(f"Wrote the task-similarity heatmap to {plot_task_similarity(task_map, plot)}.")
     if json_out:
@@ -85,8 +84,8 @@ def tasks(
 @handle_errors
 def sample(
     n: Annotated[int, typer.Option("--n", min=1, help="How many examples to choose.")],
-    store: StoreOption = DEFAULT_STORE_DIR,
-    name: NameOption = "pool",
+    store: StoreOption = None,
+    name: NameOption = None,
     url: UrlOption = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the chosen examples as JSONL.")] = None,
     method: Annotated[
@@ -104,10 +103,9 @@ def sample(
     Example: icl-retriever sample --name pool --n 20 --out subset.jsonl
     """
     from icl_retriever.pool import write_pool
-    from icl_retriever.store import ExampleStore
     from icl_retriever.tasks import sample_examples
 
-    report = sample_examples(ExampleStore.open(name, store, url), n, method=method, threshold=threshold, seed=seed)
+    report = sample_examples(settings(store=store, name=name, url=url).open_store(), n, method=method, threshold=threshold, seed=seed)
     if out is not None:
         write_pool(out, report.examples)
         log(f"Wrote {len(report.ids)} examples to {out}.")

@@ -57,15 +57,10 @@ def train(
     """
     from icl_retriever.embedders import DECODER_BASE, MINILM_PACKAGE, PIE_TEMPLATE
     from icl_retriever.errors import IclRetrieverError
+    from icl_retriever.training.args import TrainArgs
+    from icl_retriever.training.run import clean_checkpoints
+    from icl_retriever.training.run import train as run_training
 
-    try:
-        from training.args import TrainArgs
-        from training.run import clean_checkpoints
-        from training.run import train as run_training
-    except ImportError as error:
-        raise IclRetrieverError(
-            "Training code lives in the repository's training/ folder; run `icl-retriever train` from a checkout."
-        ) from error
     if base not in {MINILM_PACKAGE, DECODER_BASE}:
         raise IclRetrieverError(f"--base must be {MINILM_PACKAGE} or {DECODER_BASE}; got {base!r}.")
     if template is None:

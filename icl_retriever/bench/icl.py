@@ -36,8 +36,8 @@ import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchmarks import _report
-from benchmarks.scoring import Metric, bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
+from icl_retriever.bench import _report
+from icl_retriever.bench.scoring import Metric, bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
 from icl_retriever.errors import IclRetrieverError, PoolFormatError
 from icl_retriever.example import Example
 from icl_retriever.generators import Generator
@@ -251,6 +251,11 @@ class OracleSelector(BaseExampleSelector, BaseModel):
         rng = random.Random(f"{self.seed}\x00{task}\x00{sorted(excluded)}")
         return [Hit(e, float("nan")) for e in rng.sample(candidates, min(self.k, len(candidates)))]
 
+    def select_hits_many(
+        self, inputs: Sequence[dict[str, Any]], exclude_ids: Sequence[Sequence[str]]
+    ) -> list[list[Hit]]:
+        return [self.select_hits(variables, ids) for variables, ids in zip(inputs, exclude_ids, strict=True)]
+
     def select_examples(self, input_variables: dict[str, Any]) -> list[dict[str, Any]]:
         return [{**hit.example.to_prompt_dict(), "score": None} for hit in self.select_hits(input_variables)]
 
@@ -316,17 +321,13 @@ def select_for_queries(name: str, selector: Any, queries: Sequence[IclRow]) -> l
     """Demonstrations per query, leave-one-out: the query's id is always excluded."""
     if selector is None:
         return [[] for _ in queries]
-    chosen = []
-    for query in queries:
-        # The oracle gets the task and nothing else; every other selector gets no task at all.
-        variables = (
-            {"task": query.task}
-            if name == "oracle"
-            else {"instruction": query.example.instruction, "input": query.example.input}
-        )
-        hits = selector.select_hits(variables, exclude_ids=[query.id])
-        chosen.append([hit.example for hit in hits])
-    return chosen
+    # The oracle gets the task and nothing else; every other selector gets no task at all.
+    inputs = [
+        {"task": query.task} if name == "oracle" else {"instruction": query.example.instruction, "input": query.example.input}
+        for query in queries
+    ]
+    found = selector.select_hits_many(inputs, exclude_ids=[[query.id] for query in queries])
+    return [[hit.example for hit in hits] for hits in found]
 
 
 # ------------------------------------------------------------------------------------- metrics

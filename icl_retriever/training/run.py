@@ -21,8 +21,8 @@ import numpy as np
 
 from icl_retriever.embedders import DECODER_BASE, PIE_CONFIG
 from icl_retriever.models import minilm_path, resolve_generator_model
-from training.args import TrainArgs
-from training.data import Labeled, label_file, make_triplets, split_dev, usable
+from icl_retriever.training.args import TrainArgs
+from icl_retriever.training.data import Labeled, label_file, make_triplets, split_dev, usable
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     dataset, dev = prepare_data(args)
     model = build_model(args)
-    from training.loss import LabelMaskedContrastiveLoss
+    from icl_retriever.training.loss import LabelMaskedContrastiveLoss
 
     loss = LabelMaskedContrastiveLoss(model, temperature=args.temperature, symmetric=args.symmetric)
 
@@ -174,7 +174,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         "args": args.to_json(),
     }
     if args.ieb_data is not None:
-        from benchmarks.ieb import evaluate_ieb
+        from icl_retriever.bench.ieb import evaluate_ieb
         from icl_retriever.embedders import PIEEmbedder
 
         info["ieb"] = evaluate_ieb(PIEEmbedder.from_pretrained(out), args.ieb_data)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _report
+from icl_retriever.bench import _report
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
 from icl_retriever.tasks import DEFAULT_THRESHOLD, StoredPool, cluster, discover_tasks, plot_task_similarity, sample_examples

@@ -109,7 +109,7 @@ def evaluate_ieb(embedder: Embedder, data_dir: str | Path, seed: int = SEED) -> 
 
 def results_markdown(results: dict[str, dict[str, Any]]) -> str:
     """One row per embedder: ICT ARI / purity / homogeneity, IIS Spearman, match@1, hit@2."""
-    from benchmarks._report import format_value, markdown_table
+    from icl_retriever.bench._report import format_value, markdown_table
 
     headers = ["embedder", "ICT ARI", "purity", "homogeneity", "IIS Spearman", "match@1", "hit@2"]
     rows = [
@@ -129,7 +129,7 @@ def results_markdown(results: dict[str, dict[str, Any]]) -> str:
 
 def write_results(out: str | Path, results: dict[str, dict[str, Any]], header: dict[str, Any]) -> list[Path]:
     """results.json (with provenance) and results.md in `out`."""
-    from benchmarks._report import provenance_markdown, write_json, write_markdown
+    from icl_retriever.bench._report import provenance_markdown, write_json, write_markdown
 
     out = Path(out)
     json_path = write_json(out / "results.json", {**header, "results": results})

@@ -42,6 +42,7 @@ TRACKED_PACKAGES: tuple[str, ...] = (
     "scipy",
     "scikit-learn",
     "rank-bm25",
+    "bm25s",
 )
 
 

@@ -222,9 +222,9 @@ class TaskExampleSelector(_StoreSelector):
         self, requests: Sequence[tuple[str, str]], contents: np.ndarray, excluded: Sequence[set[str]]
     ) -> list[str]:
         """Each request's task wording (step 1 above); one store query for the whole prompts."""
-        embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         wordings = [task_text(instruction, text_input) for instruction, text_input in requests]
-        whole = [i for i, (_, text_input) in enumerate(requests) if not text_input.strip()] if self.strip_k else []
+        whole = self._whole_prompts(requests)
+        embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         no_task = np.zeros(embedder.task.dimension, np.float32)
         by_content = [embedder.query_vector(no_task, contents[i], 1.0) for i in whole]
         found = self.store.query_many(by_content, self.strip_k, where=self.where, exclude_ids=[excluded[i] for i in whole])
@@ -235,11 +235,24 @@ class TaskExampleSelector(_StoreSelector):
             )
         return wordings
 
+    def _whole_prompts(self, requests: Sequence[tuple[str, str]]) -> list[int]:
+        """Requests without a separate input, whose task wording needs their content neighbours."""
+        return [i for i, (_, text_input) in enumerate(requests) if not text_input.strip()] if self.strip_k else []
+
     def _rank_many(self, requests: Sequence[tuple[str, str]], excluded: Sequence[set[str]]) -> list[list[Hit]]:
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
-        contents = embedder.content.embed_documents([embedder.text_for(*request) for request in requests])
+        whole = set(self._whole_prompts(requests))
+        ready = [i for i in range(len(requests)) if i not in whole]
+        # A request with a separate input has its task wording before any search: embed it in the
+        # same encoder call as the contents.
+        contents, ready_vectors = embedder.embed_queries(
+            [embedder.text_for(*request) for request in requests], [task_text(*requests[i]) for i in ready]
+        )
         tasks = self._task_wordings(requests, contents, excluded)
-        task_vectors = embedder.task.embed_documents(tasks)
+        task_vectors = np.zeros((len(requests), embedder.task.dimension), np.float32)
+        task_vectors[ready] = ready_vectors
+        if whole:
+            task_vectors[sorted(whole)] = embedder.task.embed_documents([tasks[i] for i in sorted(whole)])
         queries = [embedder.query_vector(t, c, self.content_weight) for t, c in zip(task_vectors, contents)]
         n = max(self.fetch_k, self._candidates_needed())
         found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=True)

@@ -70,6 +70,12 @@ class TaskEmbedder:
         content = self.content.embed_documents(contents)
         return np.concatenate([task, content], axis=1) * _HALF
 
+    def embed_queries(self, contents: Sequence[str], task_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Content views and task views of requests in one encoder call (both views share one
+        encoder and its settings), returned separately and unscaled."""
+        vectors = self.content.embed_documents([*contents, *task_texts])
+        return vectors[: len(contents)], vectors[len(contents) :]
+
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Each text as both views (for callers without a separate task wording, e.g. IEB)."""
         return self.embed_views(texts, texts)

@@ -118,3 +118,12 @@ def test_decoder_pie_groups_instructions_by_task(pie_decoder):
         ]
     )
     assert float(first @ paraphrase) > max(float(first @ poem), float(paraphrase @ poem))
+
+
+def test_task_embedder_embeds_request_views_in_one_call_as_it_would_apart(task_embedder):
+    contents = ["Classify the sentiment.\nThe soup was cold.", "Translate to French.\nGood morning, everyone."]
+    tasks = ["classify the sentiment ."]
+    content_views, task_views = task_embedder.embed_queries(contents, tasks)
+    assert content_views.shape == (2, 384) and task_views.shape == (1, 384)
+    assert content_views == pytest.approx(task_embedder.content.embed_documents(contents), abs=1e-5)
+    assert task_views[0] == pytest.approx(task_embedder.task.embed_query(tasks[0]), abs=1e-5)

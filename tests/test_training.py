@@ -14,6 +14,7 @@ from icl_retriever.training.loss import LabelMaskedContrastiveLoss
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_FILE = ROOT.parent / "shared" / "data" / "ieb" / "eft_train_unsup.json"
+EFT_TEST = ROOT.parent / "shared" / "data" / "ieb" / "eft_test.json"
 
 
 def _examples() -> list[Labeled]:
@@ -182,8 +183,10 @@ def test_decoder_base_trains_and_the_folder_reloads(tmp_path: Path) -> None:
     assert np.abs(vectors - untrained).max() > 1e-4  # the adapter changed the vectors
 
 
+@pytest.mark.skipif(not EFT_TEST.is_file(), reason="needs ../shared/data/ieb/eft_test.json")
 def test_shipped_weights_group_instructions_by_task() -> None:
-    from icl_retriever.embedders import DEFAULT_TRAINED_WEIGHTS, PIEEmbedder
+    from icl_retriever.bench.ieb import retrieval_metrics
+    from icl_retriever.embedders import DEFAULT_TRAINED_WEIGHTS, PIEEmbedder, load_embedder
 
     assert (DEFAULT_TRAINED_WEIGHTS / "adapter_model.safetensors").stat().st_size < 3_000_000
     embedder = PIEEmbedder.from_pretrained(DEFAULT_TRAINED_WEIGHTS)
@@ -192,6 +195,14 @@ def test_shipped_weights_group_instructions_by_task() -> None:
         ["Write a poem about cats.", "Compose a short poem about the ocean.", "Summarize this article about cats."]
     )
     assert float(query @ same_task) > float(query @ same_topic)
-    recorded = json.loads((DEFAULT_TRAINED_WEIGHTS / "eval.json").read_text())["ieb"]
-    assert recorded["ict"]["ari"] >= 0.86 and recorded["iis"]["spearman"] >= 0.84
-    assert recorded["retrieval"]["match@1"] >= 0.80
+    # Measured here on 30 IEB test tasks (8 instructions each): leave-one-out nearest neighbour
+    # from the same verb|noun label, 0.996 against 0.870 for untrained MiniLM when written.
+    data = json.loads(EFT_TEST.read_text())
+    labels, texts = [], []
+    for label, group in list(data.items())[:30]:
+        for sample in group["samples"][:8]:
+            labels.append(label)
+            texts.append(sample["instruction"])
+    trained = retrieval_metrics(embedder.embed_documents(texts), labels)["match@1"]
+    untrained = retrieval_metrics(load_embedder("semantic").embed_documents(texts), labels)["match@1"]
+    assert trained >= 0.95 and trained >= untrained + 0.08

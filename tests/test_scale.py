@@ -94,11 +94,14 @@ def test_every_selector_selects_from_a_pool_past_the_get_limit(big_store: Exampl
     one_by_one = [selector.select_hits(request, exclude_ids=ids) for request, ids in zip(requests, [["r42"], []])]
     if isinstance(selector, (RandomExampleSelector, BM25ExampleSelector)):
         assert [[h.example.key for h in hits] for hits in found] == [[h.example.key for h in hits] for hits in one_by_one]
-    else:
+    elif isinstance(selector, SimilarityExampleSelector):
         # 4-dimensional toy vectors tie by the thousand, and HNSW picks among equals differently per
         # query: the scores must agree, not which of the tied rows.
         scores = lambda result: [round(h.score, 5) for hits in result for h in hits]  # noqa: E731
         assert scores(found) == scores(one_by_one)
+    # The task selector's scores add task-group support, which depends on which of the tied rows
+    # were fetched, so here only the results' validity is checked; batch = one by one on real
+    # vectors is tests/test_selectors.py's job.
     for hits in found:
         assert len(hits) == 3 and len({h.example.key for h in hits}) == 3
         assert all(h.example.key != "r42" for h in found[0])

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from icl_retriever.embedders import Embedder, PIEEmbedder, SemanticEmbedder, load_embedder
     from icl_retriever.errors import (
         BackendNotInstalledError,
+        DamagedIndexError,
         EmbedderMismatchError,
         IclRetrieverError,
         ModelNotFoundError,
@@ -46,6 +47,7 @@ __all__ = [
     "make_generator",
     "BM25ExampleSelector",
     "BackendNotInstalledError",
+    "DamagedIndexError",
     "Embedder",
     "EmbedderMismatchError",
     "Example",
@@ -75,6 +77,7 @@ _SUBMODULE_OF: dict[str, str] = {
     "SemanticEmbedder": "embedders",
     "load_embedder": "embedders",
     "BackendNotInstalledError": "errors",
+    "DamagedIndexError": "errors",
     "EmbedderMismatchError": "errors",
     "IclRetrieverError": "errors",
     "ModelNotFoundError": "errors",

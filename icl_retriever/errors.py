@@ -17,6 +17,10 @@ class StoreNotFoundError(IclRetrieverError):
     """The named index does not exist yet."""
 
 
+class DamagedIndexError(IclRetrieverError):
+    """Chroma cannot load an index's vectors (e.g. after a process was killed mid-write)."""
+
+
 class ModelNotFoundError(IclRetrieverError):
     """Model weights are missing or unreadable."""
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from icl_retriever import bm25
 from icl_retriever.embedders import Embedder, load_embedder
-from icl_retriever.errors import EmbedderMismatchError, IclRetrieverError, StoreNotFoundError
+from icl_retriever.errors import DamagedIndexError, EmbedderMismatchError, IclRetrieverError, StoreNotFoundError
 from icl_retriever.example import Example
 from icl_retriever.lexical import TemplateStats, task_text
 from icl_retriever.task_embedder import TaskEmbedder
@@ -55,6 +55,8 @@ TEMPLATE_STATS_FILE = "template_stats.npz"
 BM25_FOLDER = "bm25"
 #: Rows per Chroma `get` when paging through the collection.
 PAGE = 1000
+#: Results (queries x neighbours) per Chroma `query` call.
+RESULTS_PER_QUERY = 10_000
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,9 @@ class ExampleStore:
                 metadata=_collection_metadata(embedder),
                 embedding_function=None,
             )
-            if _fingerprint(self._collection) != embedder.fingerprint and self._collection.count() == 0:
+            with _loadable(name, self.location):
+                count = self._collection.count()
+            if _fingerprint(self._collection) != embedder.fingerprint and count == 0:
                 # An index that never got its first chunk holds no vectors to mix: it takes this embedder.
                 self._collection.modify(metadata=_collection_metadata(embedder))
         self._check_embedder(self._collection)
@@ -303,14 +307,15 @@ class ExampleStore:
         `rebuild` recomputes them all).
         """
         _drop_leftovers(self._client, self._folder, self._final)
-        existing = self._stored_hashes([e.key for e in examples])
-        changed = [e for e in examples if existing.get(e.key) != e.content_hash]
-        stats = None
-        if isinstance(self.embedder, TaskEmbedder) and changed:
-            stats = TemplateStats.load(self.stats_path)
-            stats.add(_texts(self.embedder, changed), [e.content_hash for e in changed])
-            stats.save(self.stats_path)
-        _embed_and_write(self._client, self._collection, self.embedder, changed, stats, progress, chunk_size)
+        with _loadable(self.name, self.location):
+            existing = self._stored_hashes([e.key for e in examples])
+            changed = [e for e in examples if existing.get(e.key) != e.content_hash]
+            stats = None
+            if isinstance(self.embedder, TaskEmbedder) and changed:
+                stats = TemplateStats.load(self.stats_path)
+                stats.add(_texts(self.embedder, changed), [e.content_hash for e in changed])
+                stats.save(self.stats_path)
+            _embed_and_write(self._client, self._collection, self.embedder, changed, stats, progress, chunk_size)
         if bm25.saved_revision(self.bm25_path) != self.revision:  # also after an interrupted run
             self.build_bm25_index()
         updated = sum(1 for e in changed if e.key in existing)
@@ -401,31 +406,35 @@ class ExampleStore:
         exclude_ids: Sequence[Iterable[str]] | None = None,
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
-        """The `n` nearest examples to each vector, most similar first, in one Chroma query;
-        `exclude_ids` holds one collection of ids per vector."""
+        """The `n` nearest examples to each vector, most similar first, in as few Chroma queries as
+        its limits allow; `exclude_ids` holds one collection of ids per vector."""
         excludes = [set(e) for e in exclude_ids] if exclude_ids is not None else [set() for _ in range(len(vectors))]
         available = self.count
         if n <= 0 or available == 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
         include = ["metadatas", "distances"] + (["embeddings"] if with_vectors else [])
-        with _where_errors(where):
-            result = self._collection.query(
-                query_embeddings=[np.asarray(vector, dtype=np.float32) for vector in vectors],
-                n_results=min(n + max(map(len, excludes)), available),
-                where=dict(where) if where else None,
-                include=include,
-            )
+        n_results = min(n + max(map(len, excludes)), available)
+        # Chroma reads all results of one call in one SQL statement (at most 32,766 variables).
+        per_call = max(1, RESULTS_PER_QUERY // n_results)
         out = []
-        for q, exclude in enumerate(excludes):
-            found = result["embeddings"][q] if with_vectors else None
-            hits = [
-                _hit(metadata, 1.0 - float(distance), found[i] if found is not None else None)
-                for i, (key, metadata, distance) in enumerate(
-                    zip(result["ids"][q], result["metadatas"][q], result["distances"][q])
+        for start in range(0, len(vectors), per_call):
+            with _where_errors(where):
+                result = self._collection.query(
+                    query_embeddings=[np.asarray(vector, dtype=np.float32) for vector in vectors[start : start + per_call]],
+                    n_results=n_results,
+                    where=dict(where) if where else None,
+                    include=include,
                 )
-                if key not in exclude
-            ]
-            out.append(hits[:n])
+            for q, exclude in enumerate(excludes[start : start + per_call]):
+                found = result["embeddings"][q] if with_vectors else None
+                hits = [
+                    _hit(metadata, 1.0 - float(distance), found[i] if found is not None else None)
+                    for i, (key, metadata, distance) in enumerate(
+                        zip(result["ids"][q], result["metadatas"][q], result["distances"][q])
+                    )
+                    if key not in exclude
+                ]
+                out.append(hits[:n])
         return out
 
     def get(self, ids: Sequence[str], *, where: Mapping[str, Any] | None = None) -> list[Hit]:
@@ -558,13 +567,31 @@ def _existing(name: str, path: str | Path, url: str | None, timeout: float) -> t
         raise StoreNotFoundError(
             f"No index named '{name}' at {url or folder}. Create it with `icl-retriever index POOL --name {name}`."
         )
-    if collection.count() == 0:
+    with _loadable(name, url or folder):
+        count = collection.count()
+    if count == 0:
         raise StoreNotFoundError(
             f"Index '{name}' at {url or folder} holds no examples yet: its first `index` run has not "
             f"committed a chunk (it may still be running, or was interrupted). Run "
             f"`icl-retriever index POOL --name {name}` and wait for it to finish."
         )
     return client, collection
+
+
+@contextmanager
+def _loadable(name: str, location: str | Path) -> Iterator[None]:
+    """Chroma failing to load an index's vector segment, as a message with the way out."""
+    from chromadb.errors import InternalError
+
+    try:
+        yield
+    except InternalError as exc:
+        raise DamagedIndexError(
+            f"Index '{name}' at {location} is damaged: Chroma cannot load its vectors ({exc}). A process "
+            "killed in the middle of a Chroma write can leave an index so (a Chroma defect, rare). Its examples "
+            "cannot be read back; rebuild it from your pool file with "
+            f"`icl-retriever index POOL --name {name} --rebuild`, which replaces it in one switch."
+        ) from exc
 
 
 def _side_path(folder: Path, collection: str, final: str, name: str) -> Path:

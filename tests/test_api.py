@@ -3,7 +3,7 @@ import icl_retriever
 
 def test_public_api_is_pinned():
     assert sorted(icl_retriever.__all__) == [
-        "Answer", "BM25ExampleSelector", "BackendNotInstalledError", "Embedder", "EmbedderMismatchError",
+        "Answer", "BM25ExampleSelector", "BackendNotInstalledError", "DamagedIndexError", "Embedder", "EmbedderMismatchError",
         "Example", "ExampleStore", "Generator", "GeneratorLLM", "Hit", "ICLPipeline", "IclRetrieverError", "IndexReport",
         "ModelNotFoundError", "PIEEmbedder", "PoolFormatError", "PoolLoad", "RandomExampleSelector", "SemanticEmbedder",
         "SemanticExampleSelector", "Settings", "StoreNotFoundError", "TaskEmbedder", "TaskExampleSelector", "build_prompt",

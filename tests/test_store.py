@@ -85,6 +85,23 @@ def test_query_scores_where_and_exclusion(tmp_path, toy):
     assert {h.example.metadata["topic"] for h in store.query(query, 5, where={"topic": "food"})} == {"food"}
 
 
+def test_query_many_past_chromas_sql_variable_limit(tmp_path, toy):
+    """300 requests x 150 neighbours is 45,000 results, past the 32,766 that one Chroma query can
+    read (it failed with "too many SQL variables"): answered in several calls, same as one by one."""
+    from tests.test_store_durability import durable_pool
+
+    store = ExampleStore(toy, "demo", tmp_path)
+    pool = durable_pool(200, 0)
+    store.index(pool)
+    vectors = toy.embed_documents([e.instruction for e in pool] * 2)[:300]
+    found = store.query_many(vectors, 150, exclude_ids=[[pool[i % 200].key] for i in range(300)])
+    assert len(found) == 300 and all(len(hits) == 150 for hits in found)
+    for i in (0, 67, 299):
+        alone = store.query(vectors[i], 150, exclude_ids=[pool[i % 200].key])
+        assert [h.example.key for h in found[i]] == [h.example.key for h in alone]
+        assert pool[i % 200].key not in {h.example.key for h in found[i]}
+
+
 @pytest.mark.parametrize(
     ("where", "reason"),
     [({"topic": {"$bogus": 1}}, r"got \$bogus"), ({"$and": []}, r"at least two where expressions")],

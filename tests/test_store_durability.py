@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from chromadb.errors import InternalError
 
-from icl_retriever.errors import StoreNotFoundError
+from icl_retriever.errors import DamagedIndexError, StoreNotFoundError
 from icl_retriever.example import Example
 from icl_retriever.selectors import BM25ExampleSelector, RandomExampleSelector, SimilarityExampleSelector
 from icl_retriever.store import INDEX_CHUNK, ExampleStore
@@ -64,11 +63,20 @@ def _start(mode: str, folder: Path, rows: int, version: int) -> subprocess.Popen
     )
 
 
-def _run(mode: str, folder: Path, rows: int, version: int) -> float:
-    start = time.monotonic()
+def _run(mode: str, folder: Path, rows: int, version: int, *, damaged_ok: bool = False) -> bool:
+    """Run `index` or `rebuild` to the end; True when it succeeded, False when it stopped on a
+    damaged index (allowed with `damaged_ok`)."""
     process = _start(mode, folder, rows, version)
     _, err = process.communicate(timeout=600)
+    if damaged_ok and process.returncode != 0 and "DamagedIndexError" in err:
+        return False
     assert process.returncode == 0, err
+    return True
+
+
+def _timed_run(mode: str, folder: Path, rows: int, version: int) -> float:
+    start = time.monotonic()
+    _run(mode, folder, rows, version)
     return time.monotonic() - start
 
 
@@ -96,21 +104,14 @@ def _contents(folder: Path) -> list[Example] | None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    raises=InternalError,
-    strict=False,
-    reason="Known defect, not fixed: a kill -9 in the middle of a Chroma write can leave the embedded "
-    "store's HNSW segment unloadable ('Failed to apply logs to the hnsw segment writer'), seen in about "
-    "1 of 20 kills. Any other failure of this test is a real failure.",
-)
 def test_kill_9_during_index_and_rebuild_then_rerun_equals_a_clean_build(tmp_path):
     rows = 5000
     clean = {version: tmp_path / f"clean-v{version}" for version in (0, 1)}
-    durations = {version: _run("index", folder, rows, version) for version, folder in clean.items()}
+    durations = {version: _timed_run("index", folder, rows, version) for version, folder in clean.items()}
     expected = {version: _snapshot(ExampleStore.open(NAME, folder, embedder=ToyEmbedder())) for version, folder in clean.items()}
     pools = {version: {e.key: e for e in durable_pool(rows, version)} for version in (0, 1)}
     rng = random.Random(12)
-    states = []
+    states, damaged = [], 0
     for trial in range(10):
         mode = "index" if trial % 2 == 0 else "rebuild"
         folder = tmp_path / f"trial{trial}"
@@ -120,25 +121,74 @@ def test_kill_9_during_index_and_rebuild_then_rerun_equals_a_clean_build(tmp_pat
         time.sleep(rng.uniform(0.0, durations[1] * 1.1))
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-        # Between the kill and the next run the store is usable, never half-switched.
-        seen = _contents(folder)
-        if mode == "rebuild":
-            assert seen is not None and len(seen) == rows
-            versions = {e.output.rsplit(" ", 1)[1] for e in seen}
-            assert len(versions) == 1  # all old or all new
-            assert seen == sorted(pools[int(versions.pop()[1:])].values(), key=lambda e: e.key)
-        elif seen is not None:
-            assert len(seen) % INDEX_CHUNK == 0 or len(seen) == rows  # whole chunks only
-            assert all(pools[1][e.key] == e for e in seen)
-        states.append((mode, None if seen is None else len(seen)))
-        _run(mode, folder, rows, 1)
+        # Between the kill and the next run the store is usable, never half-switched; or, rarely,
+        # damaged by Chroma (see test_a_damaged_index_says_so_and_rebuild_restores_it): then it says
+        # so, and the way out it names, `--rebuild` from the pool, must restore it.
+        try:
+            seen = _contents(folder)
+        except DamagedIndexError:
+            states.append((mode, "damaged"))
+            seen, mode = None, "rebuild"
+            damaged += 1
+        else:
+            states.append((mode, None if seen is None else len(seen)))
+            if mode == "rebuild":
+                assert seen is not None and len(seen) == rows
+                versions = {e.output.rsplit(" ", 1)[1] for e in seen}
+                assert len(versions) == 1  # all old or all new
+                assert seen == sorted(pools[int(versions.pop()[1:])].values(), key=lambda e: e.key)
+            elif seen is not None:
+                assert len(seen) % INDEX_CHUNK == 0 or len(seen) == rows  # whole chunks only
+                assert all(pools[1][e.key] == e for e in seen)
+        if not _run(mode, folder, rows, 1, damaged_ok=mode == "index"):  # damaged during the resumed write
+            states.append(("index", "damaged on resuming"))
+            mode = "rebuild"
+            damaged += 1
+            _run(mode, folder, rows, 1)
         _as_a_new_process()
         store = ExampleStore.open(NAME, folder, embedder=ToyEmbedder())
         ids, vectors, metadatas = _snapshot(store)
         assert ids == expected[1][0] and np.array_equal(vectors, expected[1][1]) and metadatas == expected[1][2]
         live = {"pool"} if mode == "index" else {"pool-alias", store._collection.name}
         assert _collections(folder / NAME) == live  # no leftovers
-    print("crash trials (mode, rows visible after the kill):", states)
+    print("crash trials (mode, rows visible after the kill, or damaged):", states)
+    assert damaged <= 2, f"Chroma damaged the index in {damaged} of 10 kills: {states}"
+
+
+def _damage_vectors(index_folder: Path) -> None:
+    """What Chroma sometimes leaves after a kill mid-write: a vector segment it cannot load."""
+    (segment,) = [p for p in index_folder.iterdir() if p.is_dir() and (p / "header.bin").is_file()]
+    (segment / "header.bin").write_bytes(bytes(100))
+    _as_a_new_process()
+
+
+def test_a_damaged_index_says_so_and_rebuild_restores_it(tmp_path):
+    """Readers, `index` and `info` get one message naming the fix instead of Chroma's InternalError;
+    `--rebuild` from the pool then equals a clean build and drops the damaged collection."""
+    from typer.testing import CliRunner
+
+    from icl_retriever.cli import app
+
+    pool = durable_pool(1200, 0)  # past Chroma's first on-disk HNSW save (1,000 rows)
+    ExampleStore(ToyEmbedder(), NAME, tmp_path / "clean").index(pool)
+    expected = _snapshot(ExampleStore.open(NAME, tmp_path / "clean", embedder=ToyEmbedder()))
+    ExampleStore(ToyEmbedder(), NAME, tmp_path).index(pool)
+    _damage_vectors(tmp_path / NAME)
+    for attempt in (
+        lambda: ExampleStore.open(NAME, tmp_path, embedder=ToyEmbedder()),
+        lambda: ExampleStore(ToyEmbedder(), NAME, tmp_path).index(pool),
+    ):
+        with pytest.raises(DamagedIndexError, match=rf"Index '{NAME}' at .* is damaged: Chroma cannot load its vectors"):
+            attempt()
+    result = CliRunner().invoke(app, ["info", "--store", str(tmp_path), "--name", NAME])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"icl-retriever index POOL --name {NAME} --rebuild" in " ".join(result.stderr.split())
+    ExampleStore.rebuild(ToyEmbedder(), NAME, pool, tmp_path)
+    _as_a_new_process()
+    store = ExampleStore.open(NAME, tmp_path, embedder=ToyEmbedder())
+    ids, vectors, metadatas = _snapshot(store)
+    assert ids == expected[0] and np.array_equal(vectors, expected[1]) and metadatas == expected[2]
+    assert _collections(tmp_path / NAME) == {"pool-alias", store._collection.name}
 
 
 def _reader(folder: Path, stop: threading.Event | None, seconds: float, valid: dict[str, set[str]]) -> dict[str, int]:

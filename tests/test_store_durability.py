@@ -152,7 +152,7 @@ def test_kill_9_during_index_and_rebuild_then_rerun_equals_a_clean_build(tmp_pat
         live = {"pool"} if mode == "index" else {"pool-alias", store._collection.name}
         assert _collections(folder / NAME) == live  # no leftovers
     print("crash trials (mode, rows visible after the kill, or damaged):", states)
-    assert damaged <= 2, f"Chroma damaged the index in {damaged} of 10 kills: {states}"
+    assert damaged <= 3, f"Chroma damaged the index in {damaged} of 10 kills: {states}"
 
 
 def _damage_vectors(index_folder: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from icl_retriever.errors import IclRetrieverError, ModelNotFoundError
-from icl_retriever.models import DEFAULT_GENERATOR, minilm_path, resolve_generator_model
+from icl_retriever.models import DEFAULT_GENERATOR, minilm_path, resolve_generator_model, torch_device
 
 PIE_TEMPLATE = (
     "The essence of an instruction is its task intention. With this in mind, given the instruction "
@@ -108,7 +108,8 @@ class TransformerEmbedder:
         # float32: a checkpoint saved in bfloat16 (the converted SmolLM2) would otherwise load in
         # bfloat16, which is slow on CPU and makes batched and single vectors differ.
         self.model = model if model is not None else AutoModel.from_pretrained(self.model_path, dtype=torch.float32)
-        self.model.eval()
+        self.device = torch_device()
+        self.model.to(self.device).eval()
         self._torch = torch
         self.template = template
         self.pooling: Pooling = pooling
@@ -181,7 +182,7 @@ class TransformerEmbedder:
         torch = self._torch
         batch = self.tokenizer(
             prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        ).to(self.device)
         with torch.inference_mode():
             hidden = self.model(**batch).last_hidden_state
         mask = batch["attention_mask"]
@@ -201,7 +202,7 @@ class TransformerEmbedder:
             position = torch.where(is_mask.any(1), is_mask.int().argmax(1), last)
             pooled = hidden[torch.arange(hidden.shape[0]), position]
         pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-        return pooled.numpy().astype(np.float32)
+        return pooled.cpu().numpy().astype(np.float32)
 
 
 class PIEEmbedder(TransformerEmbedder):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from icl_retriever.errors import BackendNotInstalledError, IclRetrieverError
-from icl_retriever.models import resolve_generator_model
+from icl_retriever.models import resolve_generator_model, torch_device
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -305,8 +305,7 @@ def _load_causal_lm(path: str) -> Any:
 
     # float32: on CPU, bfloat16 matmuls are slower than float32 for a model this small.
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-    model.eval()
-    return model
+    return model.to(torch_device()).eval()
 
 
 class TransformersGenerator:
@@ -346,7 +345,7 @@ class TransformersGenerator:
         for start in range(0, len(prompts), self.batch_size):
             batch = list(prompts[start : start + self.batch_size])
             # Default special tokens, as vLLM tokenises: both backends see the same ids.
-            enc = tok(batch, return_tensors="pt", padding=True)
+            enc = tok(batch, return_tensors="pt", padding=True).to(self._model.device)
             with torch.inference_mode():
                 out = self._model.generate(
                     **enc,

@@ -45,6 +45,14 @@ _GGUF_MAGIC = b"GGUF"
 _DONE_MARKER = ".icl-retriever-converted"
 
 
+def torch_device() -> str:
+    """Where the embedders and the transformers generator run: CUDA when torch sees a GPU, else
+    the CPU (`ICL_RETRIEVER_DEVICE` overrides, e.g. `cpu` on a GPU machine or `cuda:1`)."""
+    import torch
+
+    return os.environ.get("ICL_RETRIEVER_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def cache_dir() -> Path:
     """Run-time cache root: `$ICL_RETRIEVER_CACHE`, else `~/.cache/icl-retriever`."""
     env = os.environ.get("ICL_RETRIEVER_CACHE")

@@ -115,3 +115,22 @@ def test_corrupt_gguf_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ModelNotFoundError, match="Could not read .*truncated.gguf as a GGUF model"):
         resolve_generator_model(str(truncated))
     assert [p for p in (tmp_path / "cache" / "models").iterdir()] == []
+
+
+def test_device_is_cuda_when_torch_sees_one_and_env_overrides(monkeypatch):
+    import torch
+
+    from icl_retriever.embedders import SemanticEmbedder
+    from icl_retriever.models import torch_device
+
+    monkeypatch.delenv("ICL_RETRIEVER_DEVICE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert torch_device() == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert torch_device() == "cpu"
+    monkeypatch.setenv("ICL_RETRIEVER_DEVICE", "meta")  # a device torch has everywhere, unlike CUDA
+    assert torch_device() == "meta"
+    monkeypatch.setenv("ICL_RETRIEVER_DEVICE", "cpu")
+    embedder = SemanticEmbedder()
+    assert embedder.device == "cpu" and next(embedder.model.parameters()).device.type == "cpu"
+    assert embedder.embed_query("Translate to French.").shape == (embedder.dimension,)

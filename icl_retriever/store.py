@@ -409,11 +409,11 @@ class ExampleStore:
         """The `n` nearest examples to each vector, most similar first, in as few Chroma queries as
         its limits allow; `exclude_ids` holds one collection of ids per vector."""
         excludes = [set(e) for e in exclude_ids] if exclude_ids is not None else [set() for _ in range(len(vectors))]
-        available = self.count
-        if n <= 0 or available == 0 or len(vectors) == 0:
+        if n <= 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
         include = ["metadatas", "distances"] + (["embeddings"] if with_vectors else [])
-        n_results = min(n + max(map(len, excludes)), available)
+        # More than the store holds is fine: Chroma returns what there is (a count would cost a call).
+        n_results = n + max(map(len, excludes))
         # Chroma reads all results of one call in one SQL statement (at most 32,766 variables).
         per_call = max(1, RESULTS_PER_QUERY // n_results)
         out = []

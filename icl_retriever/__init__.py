@@ -34,8 +34,9 @@ if TYPE_CHECKING:
         TaskExampleSelector,
     )
     from icl_retriever.settings import Settings
-    from icl_retriever.store import ExampleStore, Hit, IndexReport
+    from icl_retriever.store import ExampleStore
     from icl_retriever.task_embedder import TaskEmbedder
+    from icl_retriever.vectorstore import ExampleVectorStore, Hit, IndexReport
 
 __all__ = [
     "Answer",
@@ -52,6 +53,7 @@ __all__ = [
     "EmbedderMismatchError",
     "Example",
     "ExampleStore",
+    "ExampleVectorStore",
     "Hit",
     "IclRetrieverError",
     "IndexReport",
@@ -98,10 +100,11 @@ _SUBMODULE_OF: dict[str, str] = {
     "SemanticExampleSelector": "selectors",
     "TaskExampleSelector": "selectors",
     "ExampleStore": "store",
-    "Hit": "store",
-    "IndexReport": "store",
     "Settings": "settings",
     "TaskEmbedder": "task_embedder",
+    "ExampleVectorStore": "vectorstore",
+    "Hit": "vectorstore",
+    "IndexReport": "vectorstore",
 }
 
 

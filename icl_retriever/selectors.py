@@ -1,4 +1,4 @@
-"""LangChain example selectors over an `ExampleStore`.
+"""LangChain example selectors over an `ExampleVectorStore` (Chroma's `ExampleStore` by default).
 
 All selectors share one interface, so a benchmark (or an application) can swap them:
 `select_examples({"instruction": ..., "input": ...})` returns up to `k` dicts with the keys
@@ -37,8 +37,8 @@ from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
 from icl_retriever.bm25 import BM25Index, content_text
 from icl_retriever.lexical import strip_shared_content, task_text, word_overlap
-from icl_retriever.store import ExampleStore, Hit
 from icl_retriever.task_embedder import TaskEmbedder
+from icl_retriever.vectorstore import ExampleVectorStore, Hit
 
 
 def _word_count(text: str) -> int:
@@ -50,7 +50,7 @@ class _StoreSelector(BaseExampleSelector, BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
 
-    store: ExampleStore
+    store: ExampleVectorStore
     """The pool to choose from."""
     k: int = Field(default=2, ge=0)
     """How many demonstrations to return."""
@@ -366,7 +366,7 @@ def _as_dict(hit: Hit) -> dict[str, Any]:
     return {**hit.example.to_prompt_dict(), "score": score}
 
 
-def selector_for_store(store: ExampleStore, **options: Any) -> TaskExampleSelector | SimilarityExampleSelector:
+def selector_for_store(store: ExampleVectorStore, **options: Any) -> TaskExampleSelector | SimilarityExampleSelector:
     """The selector that matches the store's embedder: the task selector for the task embedder,
     nearest neighbours for any other."""
     if isinstance(store.embedder, TaskEmbedder):

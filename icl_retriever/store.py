@@ -1,4 +1,5 @@
-"""A pool of examples in a Chroma collection, embedded by one embedder.
+"""A pool of examples in a Chroma collection, embedded by one embedder: the `ExampleVectorStore`
+(`icl_retriever.vectorstore`) that icl-retriever ships, and how an index is built.
 
 One collection per index. Ids are `Example.key` (the user's id or a content hash), and each record
 keeps the hash of its whole content, so re-indexing a pool embeds and writes only what changed.
@@ -22,7 +23,6 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from icl_retriever.errors import DamagedIndexError, EmbedderMismatchError, IclRe
 from icl_retriever.example import Example
 from icl_retriever.lexical import TemplateStats, task_text
 from icl_retriever.task_embedder import TaskEmbedder
+from icl_retriever.vectorstore import Hit, IndexReport
 
 DEFAULT_STORE_DIR = Path("stores")
 _EXAMPLE_KEY = "_example"
@@ -57,26 +58,6 @@ BM25_FOLDER = "bm25"
 PAGE = 1000
 #: Results (queries x neighbours) per Chroma `query` call.
 RESULTS_PER_QUERY = 10_000
-
-
-@dataclass(frozen=True)
-class IndexReport:
-    """What an `index` call changed."""
-
-    added: int
-    updated: int
-    unchanged: int
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A stored example with its score: cosine similarity to the query, or a selector's re-scoring."""
-
-    example: Example
-    score: float
-    vector: np.ndarray | None = None
-    task_text: str | None = None
-    """The example's task wording as indexed (stores built with the task embedder only)."""
 
 
 def collection_name(name: str) -> str:
@@ -138,7 +119,7 @@ def _check_server(url: str, timeout: float) -> None:
 
 
 class ExampleStore:
-    """Examples and their vectors in one Chroma collection.
+    """Examples and their vectors in one Chroma collection (an `ExampleVectorStore`).
 
     Args:
         embedder: embeds examples and queries; must match the one the index was built with.

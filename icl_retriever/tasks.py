@@ -36,8 +36,8 @@ import numpy as np
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example, shorten
 from icl_retriever.lexical import GAP
-from icl_retriever.store import ExampleStore
 from icl_retriever.task_embedder import TaskEmbedder
+from icl_retriever.vectorstore import ExampleVectorStore
 
 #: Cosine distance (average linkage) beyond which clusters stay apart; chosen on the built-in pool
 #: and IEB `eft_test.json` (README, "Know your pool"), never on iclmix.
@@ -154,8 +154,8 @@ class StoredPool:
     task_texts: list[str | None]
 
     @classmethod
-    def read(cls, store: ExampleStore, batch: int = 1000) -> StoredPool:
-        """Every example of `store`, `batch` at a time (`ExampleStore.iter_records`)."""
+    def read(cls, store: ExampleVectorStore, batch: int = 1000) -> StoredPool:
+        """Every example of `store`, `batch` at a time (`ExampleVectorStore.iter_records`)."""
         hits = [hit for page in store.iter_records(batch) for hit in page]
         if not hits:
             raise IclRetrieverError(
@@ -171,7 +171,7 @@ class StoredPool:
 
 
 def discover_tasks(
-    pool: ExampleStore | StoredPool, *, threshold: float = DEFAULT_THRESHOLD, name_tasks: bool = True
+    pool: ExampleVectorStore | StoredPool, *, threshold: float = DEFAULT_THRESHOLD, name_tasks: bool = True
 ) -> TaskMap:
     """The tasks of an indexed pool, found without its labels (see the module docstring).
 
@@ -198,7 +198,7 @@ def discover_tasks(
 
 
 def sample_examples(
-    pool: ExampleStore | StoredPool,
+    pool: ExampleVectorStore | StoredPool,
     n: int,
     *,
     method: SampleMethod = "round-robin",

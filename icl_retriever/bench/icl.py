@@ -41,7 +41,8 @@ from icl_retriever.bench.scoring import Metric, bootstrap_ci, oracle_gain_captur
 from icl_retriever.errors import IclRetrieverError, PoolFormatError
 from icl_retriever.example import Example
 from icl_retriever.generators import Generator
-from icl_retriever.store import ExampleStore, Hit, collection_name
+from icl_retriever.store import ExampleStore, collection_name
+from icl_retriever.vectorstore import ExampleVectorStore, Hit
 
 STRATEGIES: tuple[str, ...] = (
     "zero", "random", "bm25", "semantic", "pie-minilm", "pie-decoder", "minilm-verbnoun", "task", "oracle",
@@ -291,7 +292,7 @@ def embedding_store(
     return store, {"index_s": seconds, "embedded": report.added + report.updated}
 
 
-def make_selector(name: str, store: ExampleStore | None, examples: list[Example], k: int, seed: int) -> Any:
+def make_selector(name: str, store: ExampleVectorStore | None, examples: list[Example], k: int, seed: int) -> Any:
     """The selector for a strategy; None for zero-shot. `store` is required except for the oracle."""
     from icl_retriever.selectors import (
         BM25ExampleSelector,

@@ -16,7 +16,7 @@ from icl_retriever.errors import IclRetrieverError
 if TYPE_CHECKING:
     from langchain_core.example_selectors import BaseExampleSelector
 
-    from icl_retriever.store import ExampleStore
+    from icl_retriever.vectorstore import ExampleVectorStore
 
 #: Flags that only the task selector (an index built with the task embedder) understands.
 TASK_ONLY = ("content_weight", "overlap_weight", "group_size")
@@ -53,7 +53,7 @@ class Selection:
     ] = None
 
     def selector(
-        self, store: ExampleStore, k: int, count_tokens: Callable[[str], int] | None = None
+        self, store: ExampleVectorStore, k: int, count_tokens: Callable[[str], int] | None = None
     ) -> BaseExampleSelector:
         """The store's selector (`selector_for_store`) with these settings."""
         from icl_retriever.selectors import selector_for_store

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from icl_retriever.bench import _report
 from icl_retriever.bench.scoring import Metric, bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
@@ -231,21 +231,21 @@ class OracleSelector(BaseExampleSelector, BaseModel):
     k: int = Field(default=2, ge=0)
     seed: int = 0
     task_key: str = "task"
+    _by_task: dict[str, list[Example]] | None = PrivateAttr(default=None)
 
     def add_example(self, example: dict[str, Any]) -> Any:
         self.examples.append(Example.model_validate(example))
-        self.__dict__.pop("_by_task", None)
+        self._by_task = None
 
     def select_hits(self, input_variables: dict[str, Any], exclude_ids: Sequence[str] = ()) -> list[Hit]:
         """`k` examples of the same task, drawn with a seed derived from the task and exclusions."""
         task = input_variables[self.task_key]
-        by_task: dict[str, list[Example]] | None = self.__dict__.get("_by_task")
-        if by_task is None:
-            by_task = {}
+        if self._by_task is None:
+            self._by_task = {}
             for example in self.examples:
                 if example.task is not None:
-                    by_task.setdefault(example.task, []).append(example)
-            self.__dict__["_by_task"] = by_task
+                    self._by_task.setdefault(example.task, []).append(example)
+        by_task = self._by_task
         excluded = set(exclude_ids)
         candidates = [e for e in by_task.get(task, []) if e.key not in excluded]
         rng = random.Random(f"{self.seed}\x00{task}\x00{sorted(excluded)}")

@@ -1,8 +1,9 @@
 """ICL accuracy by demonstration-selection strategy, on a pool with verifiable answers (iclmix).
 
 Each query is answered with k demonstrations chosen by one strategy, leave-one-out (the query's
-own row is never a candidate). All strategies share the prompt format (`icl_retriever.prompt`) and
-one generator, with greedy decoding, one batched `generate` call per strategy.
+own row is never a candidate). Selection goes through the library's selectors (`select_hits_many`)
+and prompting and generation through the pipeline's own step (`icl_retriever.pipeline.answer_with`):
+one generator, greedy decoding, one batched `generate` call per strategy.
 
 Strategies: `zero` (no demonstrations), `random`, `bm25`, `semantic` (MiniLM over instruction +
 input), nearest neighbours under the other embedders — `pie-minilm` (MiniLM reading the PIE
@@ -41,6 +42,7 @@ from icl_retriever.bench.scoring import Metric, bootstrap_ci, oracle_gain_captur
 from icl_retriever.errors import IclRetrieverError, PoolFormatError
 from icl_retriever.example import Example
 from icl_retriever.generators import Generator
+from icl_retriever.pipeline import Request, answer_with
 from icl_retriever.store import ExampleStore, Hit, collection_name
 
 STRATEGIES: tuple[str, ...] = (
@@ -119,22 +121,17 @@ def row_to_example(record: dict[str, Any]) -> Example:
 
 
 def load_rows(path: str | Path) -> dict[str, IclRow]:
-    """Read an iclmix-style JSONL pool into rows keyed by id (file order kept).
+    """Read an iclmix-style pool (JSONL or a JSON array, read by `icl_retriever.pool.read_records`)
+    into rows keyed by id (file order kept).
 
     Raises:
         PoolFormatError: unreadable file, bad JSON, a missing field or a duplicate id, with the line.
     """
-    path = Path(path)
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise PoolFormatError(f"Cannot read pool file {path}: {exc.strerror}.") from exc
+    from icl_retriever.pool import read_records
+
     rows: dict[str, IclRow] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, record in read_records(path):
         try:
-            record = json.loads(line)
             answers = record["answers"]
             if not isinstance(answers, list) or not answers:
                 raise ValueError("'answers' must be a non-empty list of strings")
@@ -146,7 +143,7 @@ def load_rows(path: str | Path) -> dict[str, IclRow]:
                 family=record.get("family", ""),
                 collection=record.get("collection", ""),
             )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise PoolFormatError(
                 f"{path}:{number}: not an ICL benchmark row ({detail}). Expected a JSON object with "
@@ -161,23 +158,15 @@ def load_rows(path: str | Path) -> dict[str, IclRow]:
 
 
 def read_requests(path: str | Path) -> dict[str, tuple[str, str]]:
-    """Other wordings of queries: JSONL `{id, instruction, input}` -> {id: (instruction, input)}.
+    """Other wordings of queries: JSONL (or a JSON array) `{id, instruction, input}` -> {id: (instruction, input)}.
 
     Raises:
         IclRetrieverError: unreadable file, bad JSON, a missing or non-string field, a repeated id.
     """
-    try:
-        lines = Path(path).read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise IclRetrieverError(f"Cannot read requests file {path}: {exc.strerror}.") from exc
+    from icl_retriever.pool import read_records
+
     requests: dict[str, tuple[str, str]] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IclRetrieverError(f"{path}:{number}: not valid JSON ({exc.msg}).") from exc
+    for number, record in read_records(path, "requests file"):
         if not isinstance(record, dict):
             raise IclRetrieverError(f"{path}:{number}: expected a JSON object with id, instruction and input.")
         for field in ("id", "instruction", "input"):
@@ -394,21 +383,6 @@ def add_relative_metrics(strategies: dict[str, dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------------------ harness
 
 
-def build_prompts(generator: Generator, queries: Sequence[IclRow], demos: Sequence[Sequence[Example]]) -> list[str]:
-    """The shared prompt format (`icl_retriever.prompt`) for each query and its demonstrations."""
-    from icl_retriever.prompt import build_prompt
-
-    return [
-        build_prompt(
-            [demo.to_prompt_dict() for demo in chosen],
-            query.example.instruction,
-            query.example.input,
-            tokenizer=generator.tokenizer,
-        )
-        for query, chosen in zip(queries, demos, strict=True)
-    ]
-
-
 def select_all(
     strategies: Sequence[str],
     queries: Sequence[IclRow],
@@ -515,11 +489,15 @@ def run_icl_benchmark(
         correct: list[bool] | None = None
         if gen is not None:
             start = time.perf_counter()
-            outputs = list(
-                gen.generate(
-                    build_prompts(gen, queries, demos[name]), max_tokens=max_tokens, stop=list(STOP), temperature=0.0
-                )
+            answers = answer_with(
+                gen,
+                [Request(instruction=q.example.instruction, input=q.example.input) for q in queries],
+                [[demo.to_prompt_dict() for demo in chosen] for chosen in demos[name]],
+                max_tokens=max_tokens,
+                stop=STOP,
+                temperature=0.0,
             )
+            outputs = [answer.answer for answer in answers]
             timings[name]["generate_s"] = time.perf_counter() - start
             correct = [score_answer(out or "", q.answers, q.metric) for out, q in zip(outputs, queries, strict=True)]
         results[name] = strategy_metrics(queries, rows, demos[name], correct, seed=seed)

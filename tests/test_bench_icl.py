@@ -12,18 +12,14 @@ import pytest
 
 from icl_retriever.bench.icl import (
     STRATEGIES,
-    IclRow,
     OracleSelector,
     embedding_store,
-    load_rows,
     make_selector,
-    read_query_ids,
-    read_requests,
-    reworded,
     run_icl_benchmark,
     select_for_queries,
     strategy_metrics,
 )
+from icl_retriever.bench.icl_data import IclRow, load_rows, read_query_ids, read_requests, reworded
 from icl_retriever.bench.scoring import (
     bootstrap_ci,
     mcnemar_exact,

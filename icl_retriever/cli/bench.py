@@ -63,7 +63,9 @@ def icl(
     the task match alone)
     """
     from icl_retriever.bench import _report
-    from icl_retriever.bench.icl import read_query_ids, read_requests, results_markdown, run_icl_benchmark, write_results
+    from icl_retriever.bench.icl import run_icl_benchmark
+    from icl_retriever.bench.icl_data import read_query_ids, read_requests
+    from icl_retriever.bench.icl_report import results_markdown, write_results
     from icl_retriever.generators import make_generator
 
     query_ids = read_query_ids(queries)[:limit]
@@ -167,7 +169,7 @@ def tasks(
     --out benchmarks/results/tasks-iclmix
     """
     from icl_retriever.bench import _report
-    from icl_retriever.bench.icl import read_query_ids
+    from icl_retriever.bench.icl_data import read_query_ids
     from icl_retriever.bench.tasks import evaluate_tasks, results_markdown, write_results
     from icl_retriever.store import ExampleStore
     from icl_retriever.tasks import StoredPool

@@ -117,3 +117,5 @@ def test_training_settings_from_env_file_and_flags(workdir, monkeypatch):
     assert bad.exit_code == 1 and "Input should be 'cpu' or 'cuda'" in bad.stderr
     unknown = invoke("train", "--out", workdir / "out", "--data", data, "--base", "bert-large")
     assert unknown.exit_code == 1 and "Unknown base model 'bert-large'" in unknown.stderr
+    mismatch = invoke("train", "--out", workdir / "out", "--data", data, "--base", "smollm2", "--pooling", "mean")
+    assert mismatch.exit_code == 1 and "smollm2 trains with pooling last; got 'mean'" in mismatch.stderr

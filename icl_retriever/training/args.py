@@ -73,6 +73,8 @@ class TrainArgs:
             self.data = Settings().data_file(TRAIN_FILE, "--data (TrainArgs.data)")
         if self.base_model in BASE_SETTINGS:
             pooling, max_length, targets = BASE_SETTINGS[self.base_model]
+            if self.pooling not in (None, pooling):
+                raise IclRetrieverError(f"{self.base_model} trains with pooling {pooling}; got {self.pooling!r}.")
         elif (Path(self.base_model) / "config.json").is_file():
             self.base_model = str(Path(self.base_model).resolve())  # saved in pie_config.json: must outlive the cwd
             pooling = self.pooling or "mean"

@@ -298,7 +298,8 @@ class RandomExampleSelector(_StoreSelector):
         matching ids (ids only, page by page, cached until the next write) are drawn from."""
         rng = random.Random(f"{self.seed}\x00{instruction}\x00{text_input}")
         needed = self._candidates_needed()
-        ids = self._cached("where_ids", lambda: self.store.ids(self.where)) if self.where else None
+        # Keyed by the filter too: a `model_copy(update={"where": ...})` shares this selector's cache.
+        ids = self._cached(f"where_ids {self.where!r}", lambda: self.store.ids(self.where)) if self.where else None
         count = len(ids) if ids is not None else self.store.count
         # Enough draws that the excluded ids cannot leave fewer than `needed`.
         positions = rng.sample(range(count), min(count, needed + len(excluded)))

@@ -321,3 +321,10 @@ def test_random_draws_only_among_filtered_rows_and_leaves_exclusions_out(toy_sto
     assert seen == {"ex2", "ex4"}
     everything = {d["id"] for seed in range(30) for d in RandomExampleSelector(store=toy_store, k=1, seed=seed).select_examples(REQUEST)}
     assert everything == {e.key for e in make_examples()}
+
+
+def test_a_copy_with_another_filter_does_not_reuse_the_cached_ids(toy_store):
+    movies = RandomExampleSelector(store=toy_store, k=2, seed=0, where={"topic": "movies"})
+    assert {d["id"] for d in movies.select_examples(REQUEST)} <= {"ex1", "ex2", "ex4"}
+    food = movies.model_copy(update={"where": {"topic": "food"}})  # shares the private cache dict
+    assert {d["id"] for d in food.select_examples(REQUEST)} == {"ex0", "ex3"}

@@ -11,12 +11,13 @@ before: the whole pool in memory and `BM25Okapi.get_scores` over every example.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+import typer
 
 from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
 from icl_retriever.bm25 import content_text, tokens
@@ -24,21 +25,26 @@ from icl_retriever.selectors import BM25ExampleSelector
 from icl_retriever.store import ExampleStore
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("store", type=Path, help="An index folder (a copy: its BM25 index is built there if missing).")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--old-queries", type=int, default=20, help="Requests timed on the slow full scan.")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/bm25-speed"))
-    args = parser.parse_args()
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help=__doc__.splitlines()[0])
+def main(
+    store_folder: Annotated[
+        Path, typer.Argument(metavar="STORE", help="An index folder (a copy: its BM25 index is built there if missing).")
+    ],
+    queries: Annotated[int, typer.Option(min=1, help="Requests timed on the saved index.")] = 200,
+    old_queries: Annotated[int, typer.Option(min=1, help="Requests timed on the slow full scan.")] = 20,
+    out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = Path("benchmarks/results/bm25-speed"),
+) -> None:
     from rank_bm25 import BM25Okapi
 
-    store = ExampleStore.open(args.store.name, args.store.parent)
+    store = ExampleStore.open(store_folder.name, store_folder.parent)
     start = time.perf_counter()
     store.build_bm25_index()
     build_s = time.perf_counter() - start
     pool = [hit.example for page in store.iter_records() for hit in page]
-    requests = pool[:: max(1, len(pool) // args.queries)][: args.queries]
+    requests = pool[:: max(1, len(pool) // queries)][: queries]
 
     selector = BM25ExampleSelector(store=store, k=2)
     selector.select_hits({"instruction": "warm up"})  # loads the saved index once
@@ -50,7 +56,7 @@ def main() -> None:
 
     old = BM25Okapi([tokens(content_text(e.instruction, e.input)) for e in pool])
     old_ms = []
-    for example in requests[: args.old_queries]:
+    for example in requests[: old_queries]:
         start = time.perf_counter()
         scores = old.get_scores(tokens(content_text(example.instruction, example.input)))
         [i for i in np.argsort(-scores, kind="stable") if pool[i].key != example.key][:2]
@@ -68,7 +74,7 @@ def main() -> None:
         "new_ms": new_ms,
         "speedup_p50": statistics.median(old_ms) / statistics.median(new_ms),
     }
-    write_json(args.out / "results.json", results)
+    write_json(out / "results.json", results)
     text = (
         f"# BM25 selection speed, {len(pool)}-example pool\n\n"
         + markdown_table(["scorer", "requests", "p50 ms/request", "p95 ms/request"], rows)
@@ -76,9 +82,9 @@ def main() -> None:
         f"{build_s:.1f} s (done by `icl-retriever index`).\n\n"
         + provenance_markdown(results)
     )
-    write_markdown(args.out / "results.md", text)
+    write_markdown(out / "results.md", text)
     print(text)
 
 
 if __name__ == "__main__":
-    main()
+    app()

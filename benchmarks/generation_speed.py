@@ -10,12 +10,13 @@ converted checkpoint, so the ratio is what matters on a shared machine.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
 from icl_retriever.generators import Generator, TransformersGenerator, VLLMGenerator
@@ -61,51 +62,53 @@ def measure(make: Callable[[Path], Generator], model: Path, requests: list, max_
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="Folder for results.json and results.md.")
-    parser.add_argument("--pool", type=Path, default=ROOT / "examples" / "pool.jsonl")
-    parser.add_argument("-n", type=int, default=64, help="Number of requests.")
-    parser.add_argument("--max-tokens", type=int, default=16)
-    parser.add_argument("--model", default=None, help="Checkpoint or .gguf (default: packaged SmolLM2).")
-    args = parser.parse_args()
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
+
+@app.command(help=__doc__.split("\n\n")[0])
+def main(
+    out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")],
+    pool: Annotated[Path, typer.Option(help="Pool whose examples are the requests.")] = ROOT / "examples" / "pool.jsonl",
+    n: Annotated[int, typer.Option("-n", min=1, help="Number of requests.")] = 64,
+    max_tokens: Annotated[int, typer.Option(min=1, help="Generated tokens per answer.")] = 16,
+    model: Annotated[str | None, typer.Option(help="Checkpoint or .gguf (default: packaged SmolLM2).")] = None,
+) -> None:
     start = time.perf_counter()
-    model = resolve_generator_model(args.model)
+    model_path = resolve_generator_model(model)
     resolve_s = time.perf_counter() - start
-    requests = build_requests(args.pool, args.n)
+    requests = build_requests(pool, n)
     # transformers first: a started vLLM engine keeps its worker processes alive until exit.
-    results = [measure(TransformersGenerator, model, requests, args.max_tokens)]
-    results.append(measure(VLLMGenerator, model, requests, args.max_tokens))
+    results = [measure(TransformersGenerator, model_path, requests, max_tokens)]
+    results.append(measure(VLLMGenerator, model_path, requests, max_tokens))
     hf, vllm = results
     same = sum(a.strip() == b.strip() for a, b in zip(hf["outputs"], vllm["outputs"])) / len(requests)
     data = {
         **provenance(),
-        "model": str(model),
+        "model": str(model_path),
         "model_resolve_s": round(resolve_s, 2),
         "requests": len(requests),
         "demonstrations": 2,
-        "max_tokens": args.max_tokens,
+        "max_tokens": max_tokens,
         "stop": STOP,
         "results": results,
         "speedup_vllm_over_transformers": round(vllm["prompts_per_s"] / hf["prompts_per_s"], 2),
         "identical_answers": round(same, 3),
     }
-    write_json(args.out / "results.json", data)
+    write_json(out / "results.json", data)
     table = markdown_table(
         ["backend", "start (s)", "generate 64 (s)", "prompts/s", "mean prompt tokens"],
         [[r["backend"], r["start_s"], r["generate_s"], r["prompts_per_s"], r["mean_prompt_tokens"]] for r in results],
     )
     write_markdown(
-        args.out / "results.md",
-        f"# Generation speed\n\n{len(requests)} requests from {args.pool.name}, 2 demonstrations each, greedy, "
-        f"max_tokens {args.max_tokens}, stop {STOP!r}; model `{Path(model).name}` "
+        out / "results.md",
+        f"# Generation speed\n\n{len(requests)} requests from {pool.name}, 2 demonstrations each, greedy, "
+        f"max_tokens {max_tokens}, stop {STOP!r}; model `{Path(model_path).name}` "
         f"(resolved in {resolve_s:.2f} s).\n\n{table}\n\n"
         f"vLLM / transformers: {data['speedup_vllm_over_transformers']}x prompts/s; identical answers: {same:.0%}.\n\n"
         f"{provenance_markdown(data)}\n",
     )
-    print((args.out / "results.md").read_text())
+    print((out / "results.md").read_text())
 
 
 if __name__ == "__main__":  # vLLM starts engine subprocesses: never at import time
-    main()
+    app()

@@ -10,17 +10,18 @@ in one run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
-from icl_retriever.embedders import TransformerEmbedder, load_embedder
+from icl_retriever.embedders import EmbedderKind, TransformerEmbedder, load_embedder
 from icl_retriever.example import Example
 from icl_retriever.pool import load_pool
 from icl_retriever.selectors import selector_for_store
@@ -102,16 +103,25 @@ def run(pool: Path, requests_file: Path, embedder_kind: str, rounds: int) -> dic
             "systems": results}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pool", type=Path, default=ROOT / "examples" / "pool.jsonl")
-    parser.add_argument("--requests", type=Path, default=ROOT / "tests" / "data" / "retrieval_requests.jsonl")
-    parser.add_argument("--embedder", default="task", choices=["task", "pie-minilm", "pie-decoder", "trained", "semantic"])
-    parser.add_argument("--rounds", type=int, default=5, help="Passes over the requests for the latency median.")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "speed")
-    args = parser.parse_args(argv)
-    results = {**provenance(), **run(args.pool, args.requests, args.embedder, args.rounds)}
-    write_json(args.out / "results.json", results)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help=__doc__.splitlines()[0])
+def main(
+    pool: Annotated[Path, typer.Option(help="Pool to index.")] = ROOT / "examples" / "pool.jsonl",
+    requests: Annotated[Path, typer.Option(help="JSONL requests to select for.")] = ROOT
+    / "tests"
+    / "data"
+    / "retrieval_requests.jsonl",
+    embedder: Annotated[EmbedderKind, typer.Option(help="Embedder of icl-retriever's own index.")] = "task",
+    rounds: Annotated[int, typer.Option(min=1, help="Passes over the requests for the latency median.")] = 5,
+    out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = ROOT
+    / "benchmarks"
+    / "results"
+    / "speed",
+) -> None:
+    results = {**provenance(), **run(pool, requests, embedder, rounds)}
+    write_json(out / "results.json", results)
     rows = [
         [name, f"{r['index_examples_per_s']:.1f}", f"{r['index_speed_ratio']:.2f}", f"{r['select_median_ms']:.1f}",
          f"{r['select_latency_ratio']:.2f}"]
@@ -121,12 +131,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         ["system", "index examples/s", "× LangChain", "select median ms", "× LangChain"], rows
     )
     write_markdown(
-        args.out / "results.md",
-        f"# Speed on {results['n_examples']} examples, {results['n_requests']} requests × {args.rounds}\n\n"
+        out / "results.md",
+        f"# Speed on {results['n_examples']} examples, {results['n_requests']} requests × {rounds}\n\n"
         f"{table}\n\n{provenance_markdown(results)}",
     )
     print(table)
 
 
 if __name__ == "__main__":
-    main()
+    app()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from icl_retriever.generators import Generator
 from icl_retriever.prompt import build_prompt
 
-__all__ = ["Answer", "Demonstration", "ICLPipeline", "Request"]
+__all__ = ["Answer", "Demonstration", "ICLPipeline", "Request", "answer_with"]
 
 
 class Demonstration(BaseModel):
@@ -96,21 +96,39 @@ class ICLPipeline:
         inputs = [{"instruction": r.instruction, "input": r.input} for r in reqs]
         select_many = getattr(self.selector, "select_many", None)  # ours select all requests at once
         demos = select_many(inputs) if select_many else [self.selector.select_examples(v) for v in inputs]
-        tokenizer = self.generator.tokenizer
-        prompts = [build_prompt(d, r.instruction, r.input, tokenizer=tokenizer) for d, r in zip(demos, reqs)]
-        texts = self.generator.generate(
-            prompts, max_tokens=self.max_tokens, stop=self.stop, temperature=self.temperature
+        return answer_with(
+            self.generator, reqs, demos, max_tokens=self.max_tokens, stop=self.stop, temperature=self.temperature
         )
-        return [
-            Answer(
-                answer=_first_line(text),
-                demonstrations=[_demonstration(d) for d in chosen],
-                prompt=prompt,
-                model=self.generator.model,
-                backend=self.generator.backend,
-            )
-            for text, chosen, prompt in zip(texts, demos, prompts)
-        ]
+
+
+def answer_with(
+    generator: Generator,
+    requests: Sequence[Request],
+    demonstrations: Sequence[Sequence[Mapping[str, Any]]],
+    *,
+    max_tokens: int = 32,
+    stop: Sequence[str] | None = ("\n",),
+    temperature: float = 0.0,
+) -> list[Answer]:
+    """Answer each request with its given demonstrations (most similar last): the prompt and
+    generation step of `ICLPipeline.answer_many`, one `generate` call for all. The ICL benchmark
+    calls it with each strategy's demonstrations, so it measures what the pipeline runs."""
+    tokenizer = generator.tokenizer
+    prompts = [
+        build_prompt(demos, request.instruction, request.input, tokenizer=tokenizer)
+        for demos, request in zip(demonstrations, requests, strict=True)
+    ]
+    texts = generator.generate(prompts, max_tokens=max_tokens, stop=list(stop) if stop else None, temperature=temperature)
+    return [
+        Answer(
+            answer=_first_line(text),
+            demonstrations=[_demonstration(d) for d in chosen],
+            prompt=prompt,
+            model=generator.model,
+            backend=generator.backend,
+        )
+        for text, chosen, prompt in zip(texts, demonstrations, prompts)
+    ]
 
 
 def _first_line(text: str) -> str:

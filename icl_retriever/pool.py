@@ -62,12 +62,7 @@ def load_pool(
             since its records cannot be told apart.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise PoolFormatError(f"Cannot read pool file {path}: {exc.strerror}.") from exc
-
-    records, issues = _parse_records(raw, str(path))
+    records, issues = _parse_records(_read_bytes(path, "pool file"), str(path))
     examples: list[Example] = []
     seen: dict[str, tuple[int, str]] = {}
     duplicates = 0
@@ -101,6 +96,28 @@ def load_pool(
     if not examples and not issues:
         raise PoolFormatError(f"{path} contains no records.")
     return PoolLoad(examples=examples, skipped=issues, duplicates=duplicates)
+
+
+def read_records(path: str | Path, kind: str = "pool file") -> list[tuple[int, Any]]:
+    """(line number, parsed JSON value) of each record of a JSONL or JSON-array file, read as
+    `load_pool` reads it, for files whose records are not pool examples (the ICL benchmark's rows).
+
+    Raises:
+        PoolFormatError: the file is unreadable, or records are not JSON (each as `file:line: reason`).
+    """
+    path = Path(path)
+    records, issues = _parse_records(_read_bytes(path, kind), str(path))
+    if issues:
+        shown = "\n".join(f"  {issue}" for issue in issues[:_MAX_ISSUES_IN_MESSAGE])
+        raise PoolFormatError(f"{path} has {len(issues)} line(s) that are not JSON:\n{shown}")
+    return records
+
+
+def _read_bytes(path: Path, kind: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PoolFormatError(f"Cannot read {kind} {path}: {exc.strerror}.") from exc
 
 
 def write_pool(path: str | Path, examples: Sequence[Example]) -> None:

@@ -30,7 +30,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
-from pydantic import BaseModel, ConfigDict, Field
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from icl_retriever.embedders import SemanticEmbedder
 from icl_retriever.errors import IclRetrieverError
@@ -66,6 +67,7 @@ class _StoreSelector(BaseExampleSelector, BaseModel):
     """Upper bound on the demonstrations' total length, measured by `count_tokens`."""
     count_tokens: Callable[[str], int] = _word_count
     """Length function for `token_budget` (default: whitespace-separated words)."""
+    _cache: dict[str, tuple[int, Any]] = PrivateAttr(default_factory=dict)
 
     def add_example(self, example: dict[str, Any]) -> Any:
         """Validate and index one example (same keys as a pool record)."""
@@ -126,10 +128,9 @@ class _StoreSelector(BaseExampleSelector, BaseModel):
     def _cached(self, name: str, load: Callable[[], Any]) -> Any:
         """`load()`, kept until the next write to the store (any process) changes its revision."""
         revision = self.store.revision
-        cached = self.__dict__.get(name)
+        cached = self._cache.get(name)
         if cached is None or cached[0] != revision:
-            cached = (revision, load())
-            self.__dict__[name] = cached
+            cached = self._cache[name] = (revision, load())
         return cached[1]
 
     def _candidates_needed(self) -> int:
@@ -159,7 +160,12 @@ class SimilarityExampleSelector(_StoreSelector):
         embedder = self.store.embedder
         queries = embedder.embed_documents([embedder.text_for(instruction, text_input) for instruction, text_input in requests])
         found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=self.mmr)
-        return [_mmr(hits, len(hits), self.lambda_mult) if self.mmr else hits for hits in found]
+        if not self.mmr:
+            return found
+        return [
+            [hits[i] for i in maximal_marginal_relevance(query, [hit.vector for hit in hits], self.lambda_mult, len(hits))]
+            for query, hits in zip(queries, found)
+        ]
 
 
 class _EmbedderBoundSelector(SimilarityExampleSelector):
@@ -270,7 +276,7 @@ class TaskExampleSelector(_StoreSelector):
         groups = [hit.task_text or hit.example.key for hit in hits]  # no wording: a group of its own
         scores = own + group_support(own, groups, self.group_size)
         ranked = [replace(hits[i], score=float(scores[i])) for i in np.argsort(-scores, kind="stable")]
-        return _mmr(ranked, len(ranked), self.lambda_mult) if self.mmr else ranked
+        return _mmr_by_score(ranked, self.lambda_mult) if self.mmr else ranked
 
 
 class SemanticExampleSelector(_EmbedderBoundSelector):
@@ -292,7 +298,8 @@ class RandomExampleSelector(_StoreSelector):
         matching ids (ids only, page by page, cached until the next write) are drawn from."""
         rng = random.Random(f"{self.seed}\x00{instruction}\x00{text_input}")
         needed = self._candidates_needed()
-        ids = self._cached("_where_ids", lambda: self.store.ids(self.where)) if self.where else None
+        # Keyed by the filter too: a `model_copy(update={"where": ...})` shares this selector's cache.
+        ids = self._cached(f"where_ids {self.where!r}", lambda: self.store.ids(self.where)) if self.where else None
         count = len(ids) if ids is not None else self.store.count
         # Enough draws that the excluded ids cannot leave fewer than `needed`.
         positions = rng.sample(range(count), min(count, needed + len(excluded)))
@@ -309,7 +316,7 @@ class BM25ExampleSelector(_StoreSelector):
     """
 
     def _rank(self, instruction: str, text_input: str, excluded: set[str]) -> list[Hit]:
-        index: BM25Index = self._cached("_bm25", self.store.load_bm25_index)
+        index: BM25Index = self._cached("bm25", self.store.load_bm25_index)
         order, scores = index.ranked(content_text(instruction, text_input))
         needed, hits, start = self._candidates_needed(), [], 0
         page = needed + len(excluded)
@@ -323,17 +330,19 @@ class BM25ExampleSelector(_StoreSelector):
         return hits[:needed]
 
 
-def _mmr(hits: list[Hit], n: int, lambda_mult: float) -> list[Hit]:
-    """Greedy maximal marginal relevance over candidate hits that carry their vectors.
+def _mmr_by_score(hits: list[Hit], lambda_mult: float) -> list[Hit]:
+    """Greedy maximal marginal relevance over hits that carry their vectors, all of them reordered.
 
-    Relevance is each hit's score; redundancy the cosine to the hits already chosen.
+    Relevance is each hit's score (the task selector's re-scoring); redundancy the cosine to the
+    hits already chosen. langchain_core's `maximal_marginal_relevance`, which the similarity
+    selectors use, takes relevance as the cosine to a query vector, which these scores are not.
     """
     if not hits:
         return []
     vectors = np.stack([hit.vector for hit in hits])
     relevance = np.array([hit.score for hit in hits])
     chosen: list[int] = []
-    while len(chosen) < min(n, len(hits)):
+    while len(chosen) < len(hits):
         if chosen:
             redundancy = (vectors @ vectors[chosen].T).max(axis=1)
         else:

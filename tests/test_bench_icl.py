@@ -12,17 +12,14 @@ import pytest
 
 from icl_retriever.bench.icl import (
     STRATEGIES,
-    IclRow,
     OracleSelector,
     embedding_store,
-    load_rows,
     make_selector,
-    read_query_ids,
-    read_requests,
-    reworded,
+    run_icl_benchmark,
     select_for_queries,
     strategy_metrics,
 )
+from icl_retriever.bench.icl_data import IclRow, load_rows, read_query_ids, read_requests, reworded
 from icl_retriever.bench.scoring import (
     bootstrap_ci,
     mcnemar_exact,
@@ -231,6 +228,12 @@ def test_load_rows_reports_bad_lines(tmp_path: Path) -> None:
     pool.write_text('{"id": "a", "task": "t", "instruction": "x", "input": "", "answers": ["y"]}\n{"id": "b"}\n')
     with pytest.raises(PoolFormatError, match=r"bad.jsonl:2: not an ICL benchmark row \(missing field 'answers'\)"):
         load_rows(pool)
+    # Read by the library's pool reader: JSON lines that do not parse are named, a JSON array works.
+    pool.write_text('{"id": "a", "task": "t", "instruction": "x", "input": "", "answers": ["y"]}\n{"id": \n')
+    with pytest.raises(PoolFormatError, match=r"bad.jsonl has 1 line\(s\) that are not JSON:\n  .*bad.jsonl:2: "):
+        load_rows(pool)
+    pool.write_text('[{"id": "a", "task": "t", "instruction": "x", "input": "", "answers": ["y", "z"]}]')
+    assert load_rows(pool)["a"].answers == ("y", "z")
 
 
 def _toy_rows() -> dict[str, IclRow]:
@@ -322,7 +325,7 @@ def test_read_requests_and_reworded_queries(tmp_path: Path) -> None:
     with pytest.raises(IclRetrieverError, match=r"bad.jsonl:1: field 'input' must be a string, got None"):
         read_requests(bad)
     bad.write_text(json.dumps({"id": "q1", "instruction": "x", "input": ""}) + "\n{oops\n")
-    with pytest.raises(IclRetrieverError, match=r"bad.jsonl:2: not valid JSON"):
+    with pytest.raises(IclRetrieverError, match=r"bad.jsonl has 1 line\(s\) that are not JSON:\n  .*bad.jsonl:2: "):
         read_requests(bad)
 
 
@@ -348,6 +351,41 @@ def test_leave_one_out_never_returns_the_query(small_pool: tuple[Path, Path, lis
     first = queries[0].example
     nearest = semantic.select_hits({"instruction": first.instruction, "input": first.input})[-1]
     assert nearest.example.key == queries[0].id
+
+
+@needs_iclmix
+def test_bench_prompts_and_demonstrations_equal_the_pipelines(small_pool: tuple[Path, Path, list[str]], tmp_path: Path) -> None:
+    """The benchmark measures what `ICLPipeline` runs: for each query the same demonstrations and
+    the same prompt as the pipeline with the same selector (leave-one-out: the query excluded)."""
+    from icl_retriever.generators import TransformersGenerator
+    from icl_retriever.pipeline import ICLPipeline
+    from icl_retriever.selectors import TaskExampleSelector
+
+    class RecordingGenerator(TransformersGenerator):
+        """The real transformers generator, keeping the prompts it was asked."""
+
+        prompts: list[str] = []
+
+        def generate(self, prompts, *args, **kwargs):  # type: ignore[no-untyped-def]
+            self.prompts = [*self.prompts, *prompts]
+            return super().generate(prompts, *args, **kwargs)
+
+    pool, _, query_ids = small_pool
+    query_ids = query_ids[:4]
+    generator = RecordingGenerator()
+    results = run_icl_benchmark(
+        pool, query_ids, generator=generator, strategies=["task"], max_tokens=4, cache=tmp_path, log=lambda _: None
+    )
+    bench_prompts, generator.prompts = generator.prompts, []
+    assert len(bench_prompts) == len(query_ids)
+    rows = load_rows(pool)
+    store, timing = embedding_store("task", [row.example for row in rows.values()], tmp_path, log=lambda _: None)
+    assert timing["embedded"] == 0  # the benchmark's own index
+    for qid, prompt, prediction in zip(query_ids, bench_prompts, results["predictions"], strict=True):
+        pipeline = ICLPipeline(TaskExampleSelector(store=store, k=2, exclude_ids={qid}), generator, max_tokens=4)
+        answer = pipeline.answer(rows[qid].example.instruction, rows[qid].example.input)
+        assert [demo.id for demo in answer.demonstrations] == prediction["demo_ids"]
+        assert answer.prompt == prompt
 
 
 # ---------------------------------------------------------------------------------------------

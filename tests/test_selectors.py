@@ -60,6 +60,35 @@ def test_mmr_returns_distinct_demonstrations(tmp_path, toy):
     assert len(texts(diverse)) == 2
 
 
+def _greedy_mmr(hits, lambda_mult):
+    """The hand-written MMR the similarity selectors used before langchain_core's (issue 14)."""
+    vectors = np.stack([hit.vector for hit in hits])
+    relevance = np.array([hit.score for hit in hits])
+    chosen = []
+    while len(chosen) < len(hits):
+        redundancy = (vectors @ vectors[chosen].T).max(axis=1) if chosen else np.zeros(len(hits))
+        value = lambda_mult * relevance - (1 - lambda_mult) * redundancy
+        value[chosen] = -np.inf
+        chosen.append(int(np.argmax(value)))
+    return [hits[i].example.key for i in chosen]
+
+
+def test_mmr_through_langchain_orders_as_the_old_greedy_mmr(tmp_path, toy):
+    store = ExampleStore(toy, "dups", tmp_path)
+    base = make_examples()
+    store.index(base + [e.model_copy(update={"id": f"{e.id}-copy", "output": e.output + "!"}) for e in base])
+    query = toy.embed_documents([toy.text_for(REQUEST["instruction"], REQUEST["input"])])
+    candidates = store.query_many(query, 8, with_vectors=True)[0]
+    orders = []
+    for lambda_mult in (0.0, 0.3, 0.5, 0.8, 1.0):
+        selector = SimilarityExampleSelector(store=store, k=8, fetch_k=8, mmr=True, lambda_mult=lambda_mult)
+        got = [hit.example.key for hit in selector.select_hits(REQUEST)][::-1]  # best first
+        assert got == _greedy_mmr(candidates, lambda_mult), lambda_mult
+        orders.append(got)
+    assert orders[-1] == [hit.example.key for hit in candidates]  # lambda 1: plain similarity
+    assert orders[1] != orders[-1]  # and diversity reorders
+
+
 def test_token_budget_skips_long_demonstrations(toy_store):
     unbounded = SimilarityExampleSelector(store=toy_store, k=2).select_examples(REQUEST)
     assert [d["id"] for d in unbounded] == ["ex3", "ex4"]  # 13 + 12 words
@@ -292,3 +321,10 @@ def test_random_draws_only_among_filtered_rows_and_leaves_exclusions_out(toy_sto
     assert seen == {"ex2", "ex4"}
     everything = {d["id"] for seed in range(30) for d in RandomExampleSelector(store=toy_store, k=1, seed=seed).select_examples(REQUEST)}
     assert everything == {e.key for e in make_examples()}
+
+
+def test_a_copy_with_another_filter_does_not_reuse_the_cached_ids(toy_store):
+    movies = RandomExampleSelector(store=toy_store, k=2, seed=0, where={"topic": "movies"})
+    assert {d["id"] for d in movies.select_examples(REQUEST)} <= {"ex1", "ex2", "ex4"}
+    food = movies.model_copy(update={"where": {"topic": "food"}})  # shares the private cache dict
+    assert {d["id"] for d in food.select_examples(REQUEST)} == {"ex0", "ex3"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -69,3 +70,52 @@ def test_bad_setting_names_its_sources(workdir, monkeypatch):
         Settings.resolve()
     result = invoke("select", "x")
     assert result.exit_code == 1 and "greater than or equal to 0" in result.stderr
+
+
+def test_data_dir_is_set_once_and_a_missing_file_names_the_setting(workdir, monkeypatch):
+    from pathlib import Path
+
+    assert Settings().data_dir == Path("../shared/data")
+    monkeypatch.setenv("ICL_RETRIEVER_DATA_DIR", str(workdir / "nowhere"))
+    assert Settings().data_dir == workdir / "nowhere"
+    expected = rf"{workdir / 'nowhere'}/ieb.* not found: the data folder \(setting data_dir\) is {workdir / 'nowhere'}\. Point ICL_RETRIEVER_DATA_DIR"
+    for command, flag in [
+        (["train", "--out", workdir / "out"], "--data"),
+        (["bench", "ieb", "--embedder", "semantic"], "--data"),
+        (["bench", "tasks-threshold"], "--eft"),
+    ]:
+        result = invoke(*command)
+        assert result.exit_code == 1, (command, result.output)
+        message = " ".join(result.stderr.split())
+        assert re.search(expected, message) and f"or pass {flag}." in message, message
+    assert not (workdir / "out").exists()
+    (workdir / "icl-retriever.toml").write_text(f'data_dir = "{workdir / "data"}"\n', encoding="utf-8")
+    monkeypatch.delenv("ICL_RETRIEVER_DATA_DIR")
+    assert Settings().data_dir == workdir / "data"
+
+
+def test_training_settings_from_env_file_and_flags(workdir, monkeypatch):
+    from icl_retriever.training.args import TrainArgs
+
+    (workdir / "icl-retriever.toml").write_text('train_base = "smollm2"\ntrain_max_length = 64\n', encoding="utf-8")
+    monkeypatch.setenv("ICL_RETRIEVER_TRAIN_DEVICE", "cpu")
+    settings = Settings()
+    assert (settings.train_base, settings.train_device, settings.train_max_length) == ("smollm2", "cpu", 64)
+    assert Settings.resolve(train_max_length=32).train_max_length == 32
+    data = workdir / "instructions.json"
+    data.write_text("[]", encoding="utf-8")
+    args = TrainArgs(output_dir=workdir / "out", data=data, base_model=settings.train_base, max_length=64, device="cpu")
+    assert (args.pooling, args.max_length, args.device) == ("last", 64, "cpu")
+    # The environment's cuda reaches training: on a machine without a GPU it is a clear error.
+    monkeypatch.setenv("ICL_RETRIEVER_TRAIN_DEVICE", "cuda")
+    import torch
+
+    if not torch.cuda.is_available():
+        result = invoke("train", "--out", workdir / "out", "--data", data)
+        assert result.exit_code == 1 and "Training on device cuda, but torch sees no CUDA GPU" in result.stderr
+    bad = invoke("train", "--out", workdir / "out", "--data", data, "--device", "gpu")
+    assert bad.exit_code == 1 and "Input should be 'cpu' or 'cuda'" in bad.stderr
+    unknown = invoke("train", "--out", workdir / "out", "--data", data, "--base", "bert-large")
+    assert unknown.exit_code == 1 and "Unknown base model 'bert-large'" in unknown.stderr
+    mismatch = invoke("train", "--out", workdir / "out", "--data", data, "--base", "smollm2", "--pooling", "mean")
+    assert mismatch.exit_code == 1 and "smollm2 trains with pooling last; got 'mean'" in mismatch.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,54 @@ def test_shipped_weights_group_instructions_by_task() -> None:
     trained = retrieval_metrics(embedder.embed_documents(texts), labels)["match@1"]
     untrained = retrieval_metrics(load_embedder("semantic").embed_documents(texts), labels)["match@1"]
     assert trained >= 0.95 and trained >= untrained + 0.08
+
+
+SMOKE_INSTRUCTIONS = [
+    *(f"Write a poem about {topic}." for topic in ["cats", "the sea", "winter", "love", "trains", "rain"]),
+    *(f"Sort these {what} in ascending order." for what in ["numbers", "values", "prices", "ages", "scores", "dates"]),
+    *(f"Translate this sentence into {lang}." for lang in ["French", "German", "Spanish", "Italian", "Dutch", "Greek"]),
+    *(f"Summarize the article about {topic}." for topic in ["cats", "taxes", "football", "music", "space", "food"]),
+]
+
+
+def test_build_model_takes_base_folder_device_and_max_length(tmp_path: Path) -> None:
+    from icl_retriever.models import minilm_path
+    from icl_retriever.training.args import TrainArgs
+    from icl_retriever.training.run import build_model
+
+    base = tmp_path / "my-minilm"
+    shutil.copytree(minilm_path(), base)
+    data = tmp_path / "instructions.json"
+    data.write_text(json.dumps(SMOKE_INSTRUCTIONS))
+    args = TrainArgs(output_dir=tmp_path / "unused", data=data, base_model=str(base), max_length=32, device="cpu")
+    assert args.lora_targets == ("query", "key", "value", "dense") and args.pooling == "mean"
+    model = build_model(args)
+    assert (model.max_seq_length, str(model.device)) == (32, "cpu")
+    assert model.tokenize(["word " * 100])["input_ids"].shape[1] == 32
+    default = build_model(TrainArgs(output_dir=tmp_path / "unused", data=data, device="cpu"))
+    assert default.max_seq_length == 256  # no hidden cap: what pie_config.json records is what trained
+
+
+def test_train_command_takes_base_folder_device_and_max_length(tmp_path: Path) -> None:
+    """`train --base FOLDER --device cpu --max-length 32` (one step): the saved folder records them
+    and reloads with that base and token limit."""
+    from typer.testing import CliRunner
+
+    from icl_retriever.cli import app
+    from icl_retriever.embedders import PIEEmbedder
+    from icl_retriever.models import minilm_path
+
+    base = tmp_path / "my-minilm"
+    shutil.copytree(minilm_path(), base)
+    data = tmp_path / "instructions.json"
+    data.write_text(json.dumps(SMOKE_INSTRUCTIONS))
+    out = tmp_path / "pie"
+    flags = ["--base", base, "--device", "cpu", "--max-length", "32", "--batch-size", "4", "--max-steps", "1"]
+    result = CliRunner().invoke(app, ["train", "--out", out, "--data", data, *map(str, flags), "--threads", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "eval.json").read_text())["args"]
+    assert (recorded["base_model"], recorded["device"], recorded["max_length"]) == (str(base.resolve()), "cpu", 32)
+    config = json.loads((out / "pie_config.json").read_text())
+    assert (config["base_model"], config["max_length"], config["pooling"]) == (str(base.resolve()), 32, "mean")
+    embedder = PIEEmbedder.from_pretrained(out)
+    assert (embedder.model_path, embedder.max_length) == (base.resolve(), 32)

@@ -1,8 +1,9 @@
 """ICL accuracy by demonstration-selection strategy, on a pool with verifiable answers (iclmix).
 
 Each query is answered with k demonstrations chosen by one strategy, leave-one-out (the query's
-own row is never a candidate). All strategies share the prompt format (`icl_retriever.prompt`) and
-one generator, with greedy decoding, one batched `generate` call per strategy.
+own row is never a candidate). Selection goes through the library's selectors (`select_hits_many`)
+and prompting and generation through the pipeline's own step (`icl_retriever.pipeline.answer_with`):
+one generator, greedy decoding, one batched `generate` call per strategy.
 
 Strategies: `zero` (no demonstrations), `random`, `bm25`, `semantic` (MiniLM over instruction +
 input), nearest neighbours under the other embedders — `pie-minilm` (MiniLM reading the PIE
@@ -11,8 +12,11 @@ prompt), `pie-decoder` (the paper's PIE: SmolLM2 reading the PIE prompt, last to
 library's default: `TaskExampleSelector` over the task embedder) and `oracle` (random
 demonstrations of the query's own task, the ceiling).
 Only the oracle ever sees a task label; the others get the query's instruction and input alone.
+Inputs are read in `icl_data`, result files written in `icl_report`; this module selects,
+generates, scores and runs the paired comparisons.
 
 Example:
+    >>> from icl_retriever.bench.icl_data import read_query_ids       # doctest: +SKIP
     >>> from icl_retriever.generators import make_generator          # doctest: +SKIP
     >>> results = run_icl_benchmark(                                   # doctest: +SKIP
     ...     "../shared/data/iclmix/pool.jsonl", read_query_ids("../shared/data/iclmix/dev_ids.txt"),
@@ -23,24 +27,23 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from langchain_core.example_selectors import BaseExampleSelector
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from icl_retriever.bench import _report
-from icl_retriever.bench.scoring import Metric, bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
-from icl_retriever.errors import IclRetrieverError, PoolFormatError
+from icl_retriever.bench.icl_data import IclRow, file_digest, load_rows, reworded
+from icl_retriever.bench.scoring import bootstrap_ci, oracle_gain_captured, paired_comparison, score_answer
+from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
 from icl_retriever.generators import Generator
+from icl_retriever.pipeline import Request, answer_with
 from icl_retriever.store import ExampleStore, collection_name
 from icl_retriever.vectorstore import ExampleVectorStore, Hit
 
@@ -64,12 +67,6 @@ PAIRS: tuple[tuple[str, str], ...] = (
     ("task", "minilm-verbnoun"),
     ("task", "random"),
 )
-#: Table columns for the collections of iclmix; other pools show their own collection names.
-COLLECTION_LABELS: dict[str, str] = {
-    "T0/P3": "T0/P3",
-    "NIv1(BIG-bench)": "NI v1",
-    "InstructionInduction": "Instr. Induction",
-}
 DEFAULT_MAX_TOKENS = 32
 STOP = ("\n",)
 LogFn = Callable[[str], None]
@@ -77,142 +74,6 @@ LogFn = Callable[[str], None]
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-# ----------------------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class IclRow:
-    """A pool row: the example the selectors see, plus what only scoring and reporting read."""
-
-    example: Example
-    answers: tuple[str, ...]
-    metric: Metric | None
-    task: str
-    family: str
-    collection: str
-
-    @property
-    def id(self) -> str:
-        return self.example.key
-
-
-def row_to_example(record: dict[str, Any]) -> Example:
-    """An iclmix row as a library Example: output = first accepted answer.
-
-    T0/P3 rows carry their instruction inside `input` and leave `instruction` empty; Example
-    requires an instruction, so the input moves there. Every strategy sees the same text either
-    way: the embedders and BM25 look at instruction and input joined, PIE at the input when the
-    instruction is empty.
-    """
-    instruction, text_input = record["instruction"], record.get("input", "")
-    if not instruction.strip():
-        instruction, text_input = text_input, ""
-    return Example(
-        instruction=instruction,
-        input=text_input,
-        output=record["answers"][0],
-        id=record["id"],
-        task=record.get("task"),
-        metadata={name: record[name] for name in ("family", "collection", "role") if name in record},
-    )
-
-
-def load_rows(path: str | Path) -> dict[str, IclRow]:
-    """Read an iclmix-style JSONL pool into rows keyed by id (file order kept).
-
-    Raises:
-        PoolFormatError: unreadable file, bad JSON, a missing field or a duplicate id, with the line.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise PoolFormatError(f"Cannot read pool file {path}: {exc.strerror}.") from exc
-    rows: dict[str, IclRow] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            answers = record["answers"]
-            if not isinstance(answers, list) or not answers:
-                raise ValueError("'answers' must be a non-empty list of strings")
-            row = IclRow(
-                example=row_to_example(record),
-                answers=tuple(answers),
-                metric=record.get("metric"),
-                task=record["task"],
-                family=record.get("family", ""),
-                collection=record.get("collection", ""),
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
-            raise PoolFormatError(
-                f"{path}:{number}: not an ICL benchmark row ({detail}). Expected a JSON object with "
-                "id, task, instruction, input and answers (a list of accepted answers)."
-            ) from exc
-        if row.id in rows:
-            raise PoolFormatError(f"{path}:{number}: duplicate id '{row.id}'.")
-        rows[row.id] = row
-    if not rows:
-        raise PoolFormatError(f"{path} contains no rows.")
-    return rows
-
-
-def read_requests(path: str | Path) -> dict[str, tuple[str, str]]:
-    """Other wordings of queries: JSONL `{id, instruction, input}` -> {id: (instruction, input)}.
-
-    Raises:
-        IclRetrieverError: unreadable file, bad JSON, a missing or non-string field, a repeated id.
-    """
-    try:
-        lines = Path(path).read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise IclRetrieverError(f"Cannot read requests file {path}: {exc.strerror}.") from exc
-    requests: dict[str, tuple[str, str]] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IclRetrieverError(f"{path}:{number}: not valid JSON ({exc.msg}).") from exc
-        if not isinstance(record, dict):
-            raise IclRetrieverError(f"{path}:{number}: expected a JSON object with id, instruction and input.")
-        for field in ("id", "instruction", "input"):
-            if not isinstance(record.get(field), str):
-                raise IclRetrieverError(
-                    f"{path}:{number}: field '{field}' must be a string, got {record.get(field)!r}. "
-                    "Each line is {\"id\": ..., \"instruction\": ..., \"input\": ...}."
-                )
-        if record["id"] in requests:
-            raise IclRetrieverError(f"{path}:{number}: duplicate id '{record['id']}'.")
-        requests[record["id"]] = (record["instruction"], record["input"])
-    return requests
-
-
-def reworded(row: IclRow, instruction: str, text_input: str) -> IclRow:
-    """The query row asked in other words: same id, answers and task; the request text replaced."""
-    example = row_to_example(
-        {"instruction": instruction, "input": text_input, "answers": [row.example.output], "id": row.id, "task": row.task}
-    )
-    return replace(row, example=example.model_copy(update={"metadata": row.example.metadata}))
-
-
-def read_query_ids(path: str | Path) -> list[str]:
-    """Query ids, one per line (blank lines and `#` comments ignored)."""
-    try:
-        lines = Path(path).read_text("utf-8").splitlines()
-    except OSError as exc:
-        raise IclRetrieverError(f"Cannot read query id file {path}: {exc.strerror}.") from exc
-    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
-def file_digest(path: str | Path) -> str:
-    """Short SHA-256 of a file's bytes: the pool part of the embedding-cache key."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 # ------------------------------------------------------------------------------------ selectors
@@ -232,21 +93,21 @@ class OracleSelector(BaseExampleSelector, BaseModel):
     k: int = Field(default=2, ge=0)
     seed: int = 0
     task_key: str = "task"
+    _by_task: dict[str, list[Example]] | None = PrivateAttr(default=None)
 
     def add_example(self, example: dict[str, Any]) -> Any:
         self.examples.append(Example.model_validate(example))
-        self.__dict__.pop("_by_task", None)
+        self._by_task = None
 
     def select_hits(self, input_variables: dict[str, Any], exclude_ids: Sequence[str] = ()) -> list[Hit]:
         """`k` examples of the same task, drawn with a seed derived from the task and exclusions."""
         task = input_variables[self.task_key]
-        by_task: dict[str, list[Example]] | None = self.__dict__.get("_by_task")
-        if by_task is None:
-            by_task = {}
+        if self._by_task is None:
+            self._by_task = {}
             for example in self.examples:
                 if example.task is not None:
-                    by_task.setdefault(example.task, []).append(example)
-            self.__dict__["_by_task"] = by_task
+                    self._by_task.setdefault(example.task, []).append(example)
+        by_task = self._by_task
         excluded = set(exclude_ids)
         candidates = [e for e in by_task.get(task, []) if e.key not in excluded]
         rng = random.Random(f"{self.seed}\x00{task}\x00{sorted(excluded)}")
@@ -395,21 +256,6 @@ def add_relative_metrics(strategies: dict[str, dict[str, Any]]) -> None:
 # ------------------------------------------------------------------------------------ harness
 
 
-def build_prompts(generator: Generator, queries: Sequence[IclRow], demos: Sequence[Sequence[Example]]) -> list[str]:
-    """The shared prompt format (`icl_retriever.prompt`) for each query and its demonstrations."""
-    from icl_retriever.prompt import build_prompt
-
-    return [
-        build_prompt(
-            [demo.to_prompt_dict() for demo in chosen],
-            query.example.instruction,
-            query.example.input,
-            tokenizer=generator.tokenizer,
-        )
-        for query, chosen in zip(queries, demos, strict=True)
-    ]
-
-
 def select_all(
     strategies: Sequence[str],
     queries: Sequence[IclRow],
@@ -516,11 +362,15 @@ def run_icl_benchmark(
         correct: list[bool] | None = None
         if gen is not None:
             start = time.perf_counter()
-            outputs = list(
-                gen.generate(
-                    build_prompts(gen, queries, demos[name]), max_tokens=max_tokens, stop=list(STOP), temperature=0.0
-                )
+            answers = answer_with(
+                gen,
+                [Request(instruction=q.example.instruction, input=q.example.input) for q in queries],
+                [[demo.to_prompt_dict() for demo in chosen] for chosen in demos[name]],
+                max_tokens=max_tokens,
+                stop=STOP,
+                temperature=0.0,
             )
+            outputs = [answer.answer for answer in answers]
             timings[name]["generate_s"] = time.perf_counter() - start
             correct = [score_answer(out or "", q.answers, q.metric) for out, q in zip(outputs, queries, strict=True)]
         results[name] = strategy_metrics(queries, rows, demos[name], correct, seed=seed)
@@ -567,142 +417,3 @@ def run_icl_benchmark(
         "cache": str(cache_path),
         "predictions": predictions,
     }
-
-
-# ------------------------------------------------------------------------------------ reports
-
-
-def results_markdown(results: dict[str, Any]) -> str:
-    """results.md: one row per strategy, then the paired tests and provenance.
-
-    A selection-only run (no generator) has the task-match table alone.
-    """
-    strategies = results["strategies"]
-    collections = sorted(
-        {name for metrics in strategies.values() for name in metrics["same_task_by_collection"]},
-        key=lambda name: (list(COLLECTION_LABELS).index(name) if name in COLLECTION_LABELS else 99, name),
-    )
-    labels = [COLLECTION_LABELS.get(c, c) for c in collections]
-    generated = results["model"] is not None
-    wording = "reworded requests (--requests)" if results.get("requests") else "the pool's own wording"
-    same_task_table = _report.markdown_table(
-        ["strategy", "same-task", *labels],
-        [
-            [
-                name,
-                _report.format_value(metrics["same_task_rate"]),
-                *(_report.format_value(metrics["same_task_by_collection"].get(c)) for c in collections),
-            ]
-            for name, metrics in strategies.items()
-        ],
-    )
-    intro = (
-        f"{results['n_queries']} queries (leave-one-out) asked in {wording}, k = {results['k']}. "
-        "same-task: share of demonstrations from the query's task."
-    )
-    if not generated:
-        return "\n".join(
-            [
-                "# Demonstration task match by selection strategy (selection only)",
-                "",
-                intro,
-                "",
-                same_task_table,
-                "",
-                "## Provenance",
-                "",
-                _report.provenance_markdown(results),
-            ]
-        )
-    headers = ["strategy", "accuracy [95% CI]", "same-task", *labels, "gain captured"]
-    table_rows = []
-    for name, metrics in strategies.items():
-        table_rows.append(
-            [
-                name,
-                _report.format_ci(metrics["accuracy"], metrics["ci95"]),
-                _report.format_value(metrics["same_task_rate"]),
-                *(_report.format_value(metrics["by_collection"].get(c)) for c in collections),
-                _report.format_value(metrics["oracle_gain_captured"]),
-            ]
-        )
-    paired_rows = [
-        [
-            key.replace("_vs_", " vs "),
-            f"{value['delta']:+.3f}",
-            f"[{value['ci95'][0]:+.3f}, {value['ci95'][1]:+.3f}]",
-            f"{value['a_only_correct']} / {value['b_only_correct']}",
-            f"{value['p_value']:.3g}",
-        ]
-        for key, value in results["paired"].items()
-    ]
-    timing_rows = [
-        [
-            name,
-            *(_report.format_value(metrics["timings"].get(key), 1) for key in ("index_s", "select_s", "generate_s")),
-            _report.format_value(metrics["timings"].get("embedded"), 0),
-        ]
-        for name, metrics in results["strategies"].items()
-    ]
-    parts = [
-        "# ICL accuracy by demonstration-selection strategy",
-        "",
-        f"{intro} {results['backend']} `{Path(results['model']).name}`, greedy, "
-        f"max_tokens = {results['max_tokens']}, stop at newline. "
-        "Accuracy (per collection in the middle columns): normalised exact match (or the row's "
-        "`contains` / `exact_set` metric). gain captured: (acc - acc_random) / (acc_oracle - acc_random).",
-        "",
-        _report.markdown_table(headers, table_rows),
-        "",
-        "## Same-task rate per collection",
-        "",
-        same_task_table,
-        "",
-        "## Paired comparisons (same queries)",
-        "",
-        "delta = accuracy difference; CI = paired bootstrap; only-correct = queries only the first / "
-        "only the second answers correctly; p = exact McNemar.",
-        "",
-        _report.markdown_table(["comparison", "delta", "95% CI", "only-correct", "p"], paired_rows)
-        if paired_rows
-        else "(no pair of compared strategies in this run)",
-        "",
-        "## Time (s)",
-        "",
-        "index: load the embedder and embed the pool rows missing from the cache (embedded: how many; "
-        "0 = cache complete); select: all queries' demonstrations; generate: the one batched call.",
-        "",
-        _report.markdown_table(["strategy", "index", "select", "generate", "embedded"], timing_rows),
-        "",
-        f"Generator load: {results['timings']['generator_load_s']:.1f} s; "
-        f"total: {results['timings']['total_s']:.1f} s.",
-        "",
-        "## Provenance",
-        "",
-        _report.provenance_markdown(results),
-    ]
-    return "\n".join(parts)
-
-
-def write_results(results: dict[str, Any], out: str | Path) -> dict[str, Path]:
-    """Write results.json (without per-query records), predictions.jsonl, results.md and, when
-    answers were generated, accuracy.png."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = {key: value for key, value in results.items() if key != "predictions"}
-    paths = {"json": _report.write_json(out / "results.json", summary)}
-    lines = [json.dumps(record, ensure_ascii=False) for record in results.get("predictions", [])]
-    paths["predictions"] = out / "predictions.jsonl"
-    paths["predictions"].write_text("\n".join(lines) + "\n", "utf-8")
-    paths["markdown"] = _report.write_markdown(out / "results.md", results_markdown(results))
-    if results["model"] is not None:
-        names = list(results["strategies"])
-        paths["plot"] = _report.bar_chart(
-            out / "accuracy.png",
-            names,
-            [results["strategies"][name]["accuracy"] for name in names],
-            ci=[results["strategies"][name]["ci95"] for name in names],
-            ylabel="accuracy",
-            title=f"ICL accuracy, k={results['k']}, n={results['n_queries']} ({Path(results['model']).name})",
-        )
-    return paths

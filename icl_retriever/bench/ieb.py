@@ -7,7 +7,9 @@ and task-match retrieval.
   `intention_similarity_test.json` pairs (the ceiling for a binary label is about 0.848).
 - Retrieval: leave-one-out over `ift_test_alpaca_style.json` for queries whose task has another
   example: match@1 (the nearest other instruction has the query's label), hit@2 (one of the two
-  nearest has it).
+  nearest has it). 193 of its 1,336 instructions occur in `eft_train_unsup.json` (ignoring case
+  and spacing), which a trained embedder has seen: `retrieval_unseen` is the same measure over the
+  other rows alone (the seen rows are neither queries nor candidates).
 
 Every text goes through `embedder.text_for(instruction, input)`, so PIE embeds the instruction
 and the semantic baseline instruction + input; the task embedder gets both of its views.
@@ -34,6 +36,8 @@ SEED = 0
 ICT_FILE = "eft_test.json"
 IIS_FILE = "intention_similarity_test.json"
 RETRIEVAL_FILE = "ift_test_alpaca_style.json"
+#: The unlabeled training instructions (`icl-retriever train`), read to find test rows seen in training.
+TRAIN_FILE = "eft_train_unsup.json"
 
 
 def _read(data_dir: Path, name: str) -> Any:
@@ -84,8 +88,18 @@ def retrieval_metrics(vectors: np.ndarray, labels: Sequence[str]) -> dict[str, f
     return {"match@1": float(same[:, 0].mean()), "hit@2": float(same.any(axis=1).mean()), "queries": int(len(queries))}
 
 
+def _normalise(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def unseen_mask(instructions: Sequence[str], training: Sequence[str]) -> np.ndarray:
+    """True for each instruction that does not occur in `training`, ignoring case and spacing."""
+    seen = {_normalise(text) for text in training}
+    return np.array([_normalise(text) not in seen for text in instructions], dtype=bool)
+
+
 def evaluate_ieb(embedder: Embedder, data_dir: str | Path, seed: int = SEED) -> dict[str, Any]:
-    """All IEB metrics of an embedder: {"ict": {...}, "iis": {...}, "retrieval": {...}}."""
+    """All IEB metrics of an embedder: {"ict", "iis", "retrieval", "retrieval_unseen"}, each a dict."""
     from scipy.stats import spearmanr
 
     data_dir = Path(data_dir)
@@ -103,15 +117,28 @@ def evaluate_ieb(embedder: Embedder, data_dir: str | Path, seed: int = SEED) -> 
 
     rows = _read(data_dir, RETRIEVAL_FILE)
     vectors = _embed(embedder, [(r["instruction"], r.get("input", "")) for r in rows])
-    retrieval = retrieval_metrics(vectors, [str(r["label"]) for r in rows])
-    return {"ict": ict_metrics, "iis": {"spearman": spearman}, "retrieval": retrieval}
+    labels = [str(r["label"]) for r in rows]
+    unseen = unseen_mask([r["instruction"] for r in rows], _read(data_dir, TRAIN_FILE))
+    return {
+        "ict": ict_metrics,
+        "iis": {"spearman": spearman},
+        "retrieval": retrieval_metrics(vectors, labels),
+        "retrieval_unseen": {
+            **retrieval_metrics(vectors[unseen], [label for label, keep in zip(labels, unseen) if keep]),
+            "rows_seen_in_training": int((~unseen).sum()),
+        },
+    }
 
 
 def results_markdown(results: dict[str, dict[str, Any]]) -> str:
-    """One row per embedder: ICT ARI / purity / homogeneity, IIS Spearman, match@1, hit@2."""
+    """One row per embedder: ICT ARI / purity / homogeneity, IIS Spearman, match@1, hit@2 (all ift
+    rows, then the rows not seen in training)."""
     from icl_retriever.bench._report import format_value, markdown_table
 
-    headers = ["embedder", "ICT ARI", "purity", "homogeneity", "IIS Spearman", "match@1", "hit@2"]
+    headers = [
+        "embedder", "ICT ARI", "purity", "homogeneity", "IIS Spearman",
+        "match@1", "hit@2", "match@1 unseen", "hit@2 unseen",
+    ]
     rows = [
         [
             name,
@@ -121,6 +148,8 @@ def results_markdown(results: dict[str, dict[str, Any]]) -> str:
             format_value(m["iis"]["spearman"]),
             format_value(m["retrieval"]["match@1"]),
             format_value(m["retrieval"]["hit@2"]),
+            format_value(m["retrieval_unseen"]["match@1"]),
+            format_value(m["retrieval_unseen"]["hit@2"]),
         ]
         for name, m in results.items()
     ]
@@ -133,5 +162,10 @@ def write_results(out: str | Path, results: dict[str, dict[str, Any]], header: d
 
     out = Path(out)
     json_path = write_json(out / "results.json", {**header, "results": results})
-    md = "# IEB\n\n" + results_markdown(results) + "\n\n" + provenance_markdown(header)
+    seen = {m["retrieval_unseen"]["rows_seen_in_training"] for m in results.values()}
+    note = (
+        f"match@1 / hit@2: leave-one-out over {RETRIEVAL_FILE}; *unseen*: the same without its "
+        f"{', '.join(map(str, sorted(seen)))} rows whose instruction occurs in {TRAIN_FILE} (ignoring case and spacing)."
+    )
+    md = "# IEB\n\n" + results_markdown(results) + "\n\n" + note + "\n\n" + provenance_markdown(header)
     return [json_path, write_markdown(out / "results.md", md)]

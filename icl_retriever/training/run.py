@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from icl_retriever.embedders import DECODER_BASE, PIE_CONFIG
-from icl_retriever.models import minilm_path, resolve_generator_model
+from icl_retriever.embedders import PIE_CONFIG, base_model_path
 from icl_retriever.training.args import TrainArgs
 from icl_retriever.training.data import Labeled, label_file, make_triplets, split_dev, usable
 
@@ -42,34 +41,33 @@ def dev_match_at_1(embeddings: np.ndarray, labels: list[str]) -> float:
 
 
 def build_model(args: TrainArgs) -> Any:
-    """The base with a fresh LoRA adapter: MiniLM (mean pooling, normalised) from the installed
-    package, or the SmolLM2 decoder (float32, last-token pooling, normalised)."""
+    """The base with a fresh LoRA adapter on `args.device`: an encoder such as MiniLM (mean
+    pooling, normalised), or a decoder such as SmolLM2 (float32, last-token pooling, normalised)."""
     from peft import LoraConfig, get_peft_model
     from sentence_transformers import SentenceTransformer
 
     assert args.max_length is not None and args.lora_targets is not None  # set by TrainArgs
-    if args.base_model == DECODER_BASE:
+    base = str(base_model_path(args.base_model))
+    if args.pooling == "last":
         import torch
         from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 
-        if args.pooling != "last":
-            raise ValueError("The decoder base trains with pooling='last' only (what `pie-decoder` uses).")
         # Plain text in, right padding, the last real token: as TransformerEmbedder(pooling="last")
         # embeds. Text-only modality: else sentence-transformers wraps each text in the chat template.
         transformer = Transformer(
-            str(resolve_generator_model(None)),
+            base,
             max_seq_length=args.max_length,
             model_kwargs={"dtype": torch.float32},
             modality_config={"text": {"method": "forward", "method_output_name": "last_hidden_state"}},
             module_output_name="token_embeddings",
         )
         pooling = Pooling(transformer.get_embedding_dimension(), "lasttoken")
-        model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device="cpu")
+        model = SentenceTransformer(modules=[transformer, pooling, Normalize()], device=args.device)
+    elif args.pooling == "mean":
+        model = SentenceTransformer(base, device=args.device)
+        model.max_seq_length = args.max_length
     else:
-        model = SentenceTransformer(str(minilm_path()), device="cpu")
-        model.max_seq_length = min(args.max_length, 128)
-        if args.pooling != "mean":
-            raise ValueError("Training supports pooling='mean' only (what the shipped embedder uses).")
+        raise ValueError(f"Training supports pooling mean (an encoder) or last (a decoder); got {args.pooling!r}.")
     config = LoraConfig(
         r=args.lora_r,
         lora_alpha=args.lora_alpha,
@@ -84,6 +82,7 @@ def prepare_data(args: TrainArgs) -> tuple[Any, list[Labeled]]:
     """Labels (cached), the dev split, and the triplet dataset with label ids for masking."""
     from datasets import Dataset
 
+    assert args.data is not None  # set by TrainArgs
     examples = label_file(args.data, limit=args.limit)
     train, dev = split_dev(usable(examples), args.n_dev, args.seed)
     triplets = make_triplets(train, args.seed, max_per_label=args.max_per_label)
@@ -151,7 +150,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         logging_steps=args.logging_steps,
         report_to="none",
         dataloader_drop_last=True,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=args.device == "cpu",
         disable_tqdm=False,
     )
     trainer = _Trainer(model=model, args=training_args, train_dataset=dataset, loss=loss)

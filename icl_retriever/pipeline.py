@@ -33,6 +33,9 @@ class Demonstration(BaseModel):
     output: str
     task: str | None = None
     score: float | None = Field(default=None, description="Selector score; None for random choice.")
+    task_score: float | None = Field(
+        default=None, description="Calibrated probability that it asks for the request's task (task selector only)."
+    )
 
 
 class Request(BaseModel):

@@ -24,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from dataclasses import replace
+from collections import Counter
+from dataclasses import dataclass, replace
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
@@ -39,6 +40,7 @@ from icl_retriever.example import Example
 from icl_retriever.bm25 import BM25Index, content_text
 from icl_retriever.lexical import strip_shared_content, task_text, word_overlap
 from icl_retriever.task_embedder import TaskEmbedder
+from icl_retriever.task_score import TaskScoreCalibration, default_calibration, task_features
 from icl_retriever.vectorstore import ExampleVectorStore, Hit
 
 
@@ -216,6 +218,14 @@ class TaskExampleSelector(_StoreSelector):
     """Use maximal marginal relevance over the re-scored candidates."""
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
     """MMR trade-off: 1 = pure relevance, 0 = pure diversity."""
+    min_task_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Leave out candidates whose `task_score` (calibrated same-task probability) is below this: a
+    request without a demonstration of its task gets fewer or none (zero-shot). None: keep all."""
+    balance_labels: bool = False
+    """Where the request's task is a classification (`balance_labels`), take its demonstrations
+    from different outputs in turn instead of the best-ranked ones alone."""
+    calibration: TaskScoreCalibration = Field(default_factory=default_calibration)
+    """How signals become `task_score` (`icl_retriever.task_score`; default: the shipped fit)."""
 
     def model_post_init(self, context: Any) -> None:
         if not isinstance(self.store.embedder, TaskEmbedder):
@@ -268,15 +278,36 @@ class TaskExampleSelector(_StoreSelector):
         """One request's fetched candidates re-scored and ranked (steps 3 and 4 above)."""
         if not hits:
             return []
+        signals = self.signals(hits, task, task_vector, content)
+        scores = signals.own + signals.support
+        sure = self.calibration.probability(task_features(signals, self.group_size))
+        ranked = [
+            replace(hits[i], score=float(scores[i]), task_score=float(sure[i]))
+            for i in np.argsort(-scores, kind="stable")
+            if self.min_task_score is None or sure[i] >= self.min_task_score
+        ]
+        ranked = _mmr_by_score(ranked, self.lambda_mult) if self.mmr else ranked
+        return balance_labels(ranked) if self.balance_labels else ranked
+
+    def signals(self, hits: list[Hit], task: str, task_vector: np.ndarray, content: np.ndarray) -> TaskSignals:
+        """What the ranking of one request's fetched candidates rests on (steps 3 and 4 above)."""
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         task_views, content_views = embedder.split(np.stack([hit.vector for hit in hits]))
         their_tasks = [hit.task_text or "" for hit in hits]
         overlap = (word_overlap(task, their_tasks, 1) + word_overlap(task, their_tasks, 2)) / 2
-        own = task_views @ task_vector + self.content_weight * (content_views @ content) + self.overlap_weight * overlap
-        groups = [hit.task_text or hit.example.key for hit in hits]  # no wording: a group of its own
-        scores = own + group_support(own, groups, self.group_size)
-        ranked = [replace(hits[i], score=float(scores[i])) for i in np.argsort(-scores, kind="stable")]
-        return _mmr_by_score(ranked, self.lambda_mult) if self.mmr else ranked
+        task_cosine, content_cosine = task_views @ task_vector, content_views @ content
+        own = task_cosine + self.content_weight * content_cosine + self.overlap_weight * overlap
+        groups = [_group_of(hit) for hit in hits]  # no wording: a group of its own
+        sizes = Counter(groups)
+        return TaskSignals(
+            task_cosine=task_cosine,
+            content_cosine=content_cosine,
+            overlap=overlap,
+            own=own,
+            support=group_support(own, groups, self.group_size),
+            group_count=np.array([sizes[group] for group in groups], dtype=np.float64),
+            groups=groups,
+        )
 
 
 class SemanticExampleSelector(_EmbedderBoundSelector):
@@ -353,6 +384,23 @@ def _mmr_by_score(hits: list[Hit], lambda_mult: float) -> list[Hit]:
     return [hits[i] for i in chosen]
 
 
+@dataclass(frozen=True)
+class TaskSignals:
+    """Per fetched candidate of one request (arrays in fetch order): what `TaskExampleSelector`
+    ranks by, and what its `task_score` is calibrated on."""
+
+    task_cosine: np.ndarray
+    content_cosine: np.ndarray
+    overlap: np.ndarray
+    """Word overlap of the task wordings, unigrams and bigrams averaged, in [0, 1]."""
+    own: np.ndarray
+    support: np.ndarray
+    """`group_support`: the sum of the candidate's task group's best `own` scores."""
+    group_count: np.ndarray
+    """How many fetched candidates share the candidate's task wording."""
+    groups: list[str]
+
+
 def group_support(scores: np.ndarray, groups: Sequence[str], size: int) -> np.ndarray:
     """For each candidate, the sum of the `size` best scores among candidates of its group.
 
@@ -370,9 +418,59 @@ def group_support(scores: np.ndarray, groups: Sequence[str], size: int) -> np.nd
     return support
 
 
+def balance_labels(ranked: list[Hit], min_members: int = 4) -> list[Hit]:
+    """`ranked` with the top candidate's task group taking its outputs in turn, where that task
+    is a classification.
+
+    The group is the candidates that share the top candidate's task wording. It counts as a
+    classification when it has at least `min_members` members and they repeat their outputs (at
+    most half as many distinct outputs as members, and at least two): no label is read. Its
+    members keep the group's places in the ranking, refilled output by output (the best-ranked
+    member of each output first, outputs in order of their best member); other candidates stay put.
+
+    >>> from icl_retriever.example import Example
+    >>> hits = [Hit(Example(instruction="Sentiment?", input=str(i), output=o, id=f"e{i}"), 1.0, task_text="sentiment ?")
+    ...         for i, o in enumerate(["pos", "pos", "pos", "neg", "neg"])]
+    >>> [hit.example.output for hit in balance_labels(hits)]
+    ['pos', 'neg', 'pos', 'neg', 'pos']
+    """
+    places = classification_group(ranked, min_members)
+    if places is None:
+        return ranked
+    by_label: dict[str, list[Hit]] = {}
+    for i in places:
+        by_label.setdefault(_label(ranked[i].example.output), []).append(ranked[i])
+    queues = list(by_label.values())
+    turns = [queue[depth] for depth in range(max(map(len, queues))) for queue in queues if depth < len(queue)]
+    out = list(ranked)
+    for place, hit in zip(places, turns):
+        out[place] = hit
+    return out
+
+
+def classification_group(ranked: list[Hit], min_members: int = 4) -> list[int] | None:
+    """Places in `ranked` of the top candidate's task group when that task is a classification
+    (see `balance_labels`), else None."""
+    if not ranked:
+        return None
+    group = _group_of(ranked[0])
+    places = [i for i, hit in enumerate(ranked) if _group_of(hit) == group]
+    labels = {_label(ranked[i].example.output) for i in places}
+    return places if len(places) >= min_members and 2 <= len(labels) <= len(places) / 2 else None
+
+
+def _group_of(hit: Hit) -> str:
+    return hit.task_text or hit.example.key
+
+
+def _label(output: str) -> str:
+    return output.strip().strip(".!?\"'").strip().lower()
+
+
 def _as_dict(hit: Hit) -> dict[str, Any]:
     score = None if np.isnan(hit.score) else round(hit.score, 6)
-    return {**hit.example.to_prompt_dict(), "score": score}
+    task_score = None if hit.task_score is None else round(hit.task_score, 6)
+    return {**hit.example.to_prompt_dict(), "score": score, "task_score": task_score}
 
 
 def selector_for_store(store: ExampleVectorStore, **options: Any) -> TaskExampleSelector | SimilarityExampleSelector:

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     train_max_length: int | None = Field(default=None, ge=8)
     """Token limit of training texts, saved with the trained folder (`train --max-length`); default
     the base's: 256 for MiniLM, 128 for SmolLM2."""
+    min_task_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Task selector: least `task_score` a demonstration needs (`select`/`ask --min-task-score`); None: off."""
 
     @classmethod
     def settings_customise_sources(

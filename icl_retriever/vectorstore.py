@@ -38,6 +38,9 @@ class Hit:
     vector: np.ndarray | None = None
     task_text: str | None = None
     """The example's task wording as indexed (stores built with the task embedder only)."""
+    task_score: float | None = None
+    """Calibrated probability that the example asks for the request's task (the task selector's;
+    `icl_retriever.task_score`)."""
 
 
 # runtime_checkable: selectors are pydantic models, and pydantic checks their `store` with isinstance

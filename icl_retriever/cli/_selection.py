@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from icl_retriever.vectorstore import ExampleVectorStore
 
 #: Flags that only the task selector (an index built with the task embedder) understands.
-TASK_ONLY = ("content_weight", "overlap_weight", "group_size")
+TASK_ONLY = ("content_weight", "overlap_weight", "group_size", "min_task_score", "balance_labels")
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,20 @@ class Selection:
         int | None,
         typer.Option(min=1, help="Nearest examples re-scored (task selector, default 50) or considered by --mmr (default 20)."),
     ] = None
+    min_task_score: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Task selector: leave out demonstrations whose task_score (calibrated same-task probability) is "
+            "below this, answering with fewer or none (zero-shot) instead of another task's; 0.36 was chosen on "
+            "iclmix dev for requests in the pool's own wording (README, Know your pool). Default: off.",
+        ),
+    ] = None
+    balance_labels: Annotated[
+        bool,
+        typer.Option(help="Task selector: for a classification task, demonstrations with different outputs."),
+    ] = False
     token_budget: Annotated[
         int | None,
         typer.Option(
@@ -53,14 +67,21 @@ class Selection:
     ] = None
 
     def selector(
-        self, store: ExampleVectorStore, k: int, count_tokens: Callable[[str], int] | None = None
+        self,
+        store: ExampleVectorStore,
+        k: int,
+        count_tokens: Callable[[str], int] | None = None,
+        *,
+        min_task_score: float | None = None,
     ) -> BaseExampleSelector:
-        """The store's selector (`selector_for_store`) with these settings."""
+        """The store's selector (`selector_for_store`) with these settings; `min_task_score` is the
+        resolved setting (the flag, else `ICL_RETRIEVER_MIN_TASK_SCORE` or the config file)."""
         from icl_retriever.selectors import selector_for_store
         from icl_retriever.task_embedder import TaskEmbedder
 
         given = {field.name: getattr(self, field.name) for field in fields(self) if field.name not in ("where", "mmr")}
-        options: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+        given["min_task_score"] = min_task_score if min_task_score is not None else self.min_task_score
+        options: dict[str, Any] = {name: value for name, value in given.items() if value not in (None, False)}
         misplaced = [f"--{name.replace('_', '-')}" for name in TASK_ONLY if name in options]
         if misplaced and not isinstance(store.embedder, TaskEmbedder):
             raise IclRetrieverError(

@@ -75,8 +75,11 @@ def ask(
     from icl_retriever.generators import VLLMGenerator, make_generator
     from icl_retriever.pipeline import ICLPipeline
 
-    config = settings(store=store, name=name, url=url, k=k, backend=backend, model=model)
-    selector = selection.selector(config.open_store(timeout=timeout), config.k)  # bad flags fail before the engine starts
+    config = settings(
+        store=store, name=name, url=url, k=k, backend=backend, model=model, min_task_score=selection.min_task_score
+    )
+    # bad flags fail before the engine starts
+    selector = selection.selector(config.open_store(timeout=timeout), config.k, min_task_score=config.min_task_score)
     engine = {"dtype": dtype, "gpu_memory_utilization": gpu_memory, "enforce_eager": enforce_eager}
     generator = make_generator(
         config.backend, config.model, base_url, timeout=timeout,
@@ -92,21 +95,37 @@ def ask(
     finally:
         if isinstance(generator, VLLMGenerator):
             generator.close()
+    note = _fewer_note(len(result.demonstrations), config.k, config.min_task_score)
     if json_out:
         print_json(
             {
                 "answer": result.answer,
                 "demonstrations": [
-                    d.model_dump(include={"id", "instruction", "input", "output", "task", "score"})
+                    d.model_dump(include={"id", "instruction", "input", "output", "task", "score", "task_score"})
                     for d in result.demonstrations
                 ],
                 "prompt": result.prompt,
                 "model": result.model,
                 "backend": result.backend,
+                "note": note,
             }
         )
         return
     typer.echo(result.answer)
     for demo in result.demonstrations:
         score = "-" if demo.score is None else f"{demo.score:.3f}"
-        typer.echo(f"  demo {demo.id}  task {demo.task or '-'}  score {score}", err=True)
+        sure = "" if demo.task_score is None else f"  task_score {demo.task_score:.3f}"
+        typer.echo(f"  demo {demo.id}  task {demo.task or '-'}  score {score}{sure}", err=True)
+    if note is not None:
+        typer.echo(f"  {note}", err=True)
+
+
+def _fewer_note(found: int, k: int, min_task_score: float | None) -> str | None:
+    """What `ask` says when --min-task-score left it fewer than k demonstrations."""
+    if min_task_score is None or found >= k:
+        return None
+    if found == 0:
+        return (
+            f"Answered zero-shot: no demonstration of the request's task reaches --min-task-score {min_task_score}."
+        )
+    return f"Answered with {found} of {k} demonstrations: the others did not reach --min-task-score {min_task_score}."

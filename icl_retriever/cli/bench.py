@@ -216,3 +216,93 @@ def tasks_threshold(
     markdown = tuning_markdown(results, header["command"])
     write_results(out, results, header, markdown)
     typer.echo(markdown)
+
+
+@bench_app.command("abstention")
+@handle_errors
+def abstention(
+    pool: Annotated[Path, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers.")] = Path(
+        "../shared/data/iclmix/pool.jsonl"
+    ),
+    queries: Annotated[Path, typer.Option("--queries", help="File of query ids (dev only, never test).")] = Path(
+        "../shared/data/iclmix/dev_ids.txt"
+    ),
+    requests: Annotated[
+        Path | None,
+        typer.Option("--requests", help="JSONL {id, instruction, input}: the queries in other words, scored, never fit on."),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Demonstrations per query.")] = 2,
+    folds: Annotated[int, typer.Option(min=2, help="Task folds for the held-out (cross-fit) numbers.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the task folds.")] = 0,
+    cache: Annotated[
+        Path | None, typer.Option(help="Embedded-pool cache folder (default: the one `bench icl` uses).")
+    ] = None,
+    save_calibration: Annotated[
+        Path | None,
+        typer.Option(help="Write the calibration fit on all queries (pool wording) here, e.g. "
+                     "icl_retriever/weights/task-score.json."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = Path("out/bench-abstention"),
+) -> None:
+    """Fit the task selector's `task_score` calibration and measure abstention: how many wrong-task
+    demonstrations a threshold removes when the query's task is missing from the pool, and how often
+    it answers zero-shot when the task is there (held out by task folds; fresh wording never fit on).
+
+    Example: icl-retriever bench abstention --requests ../shared/data/iclmix/dev_fresh.jsonl
+    --out benchmarks/results/abstention
+    """
+    from icl_retriever.bench import _report
+    from icl_retriever.bench.abstention import abstention_markdown, run_abstention, write_results
+    from icl_retriever.bench.icl import read_query_ids, read_requests
+    from icl_retriever.cli._app import log
+
+    header = _report.provenance(seed=seed)
+    results, calibration = run_abstention(
+        pool, read_query_ids(queries), requests=None if requests is None else read_requests(requests),
+        k=k, folds=folds, seed=seed, cache=cache,
+    )
+    if save_calibration is not None:
+        calibration.model_copy(update={"fit": {**calibration.fit, "command": header["command"]}}).save(save_calibration)
+        log(f"Wrote {save_calibration}")
+    markdown = abstention_markdown(results, header["command"])
+    for path in write_results(out, results, header, markdown):
+        log(f"Wrote {path}")
+    typer.echo(markdown.split("\n## Threshold sweep")[0])
+
+
+@bench_app.command("balance")
+@handle_errors
+def balance(
+    pool: Annotated[Path, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers.")] = Path(
+        "../shared/data/iclmix/pool.jsonl"
+    ),
+    queries: Annotated[Path, typer.Option("--queries", help="File of query ids (dev only, never test).")] = Path(
+        "../shared/data/iclmix/dev_ids.txt"
+    ),
+    requests: Annotated[
+        Path | None, typer.Option("--requests", help="JSONL {id, instruction, input}: the queries in other words.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=2, help="Demonstrations per query.")] = 2,
+    cache: Annotated[
+        Path | None, typer.Option(help="Embedded-pool cache folder (default: the one `bench icl` uses).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = Path("out/bench-balance"),
+) -> None:
+    """How often the demonstrations have different outputs, with and without --balance-labels.
+
+    Example: icl-retriever bench balance --requests ../shared/data/iclmix/dev_fresh.jsonl
+    --out benchmarks/results/balance
+    """
+    from icl_retriever.bench import _report
+    from icl_retriever.bench.abstention import balance_markdown, run_balance, write_results
+    from icl_retriever.bench.icl import read_query_ids, read_requests
+    from icl_retriever.cli._app import log
+
+    header = _report.provenance()
+    results = run_balance(
+        pool, read_query_ids(queries), requests=None if requests is None else read_requests(requests), k=k, cache=cache
+    )
+    markdown = balance_markdown(results, header["command"])
+    for path in write_results(out, results, header, markdown):
+        log(f"Wrote {path}")
+    typer.echo(markdown)

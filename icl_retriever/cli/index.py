@@ -131,17 +131,22 @@ def select(
     """
     from icl_retriever.example import shorten
 
-    config = settings(store=store, name=name, url=url, k=k)
-    selector = selection.selector(config.open_store(timeout=timeout), config.k)
+    config = settings(store=store, name=name, url=url, k=k, min_task_score=selection.min_task_score)
+    selector = selection.selector(config.open_store(timeout=timeout), config.k, min_task_score=config.min_task_score)
     demos = selector.select_examples({"instruction": instruction, "input": input})
     if json_out:
         print_json({"demonstrations": demos})
         return
     if not demos:
-        typer.echo("No demonstrations matched.")
+        typer.echo(
+            "No demonstrations matched."
+            if config.min_task_score is None
+            else f"No demonstration reaches --min-task-score {config.min_task_score}: the request's task is not in the pool."
+        )
     for rank, demo in enumerate(demos, start=1):
         score = "-" if demo["score"] is None else f"{demo['score']:.3f}"
-        typer.echo(f"#{rank}  score {score}  id {demo['id']}  task {demo['task'] or '-'}")
+        sure = "" if demo["task_score"] is None else f"  task_score {demo['task_score']:.3f}"
+        typer.echo(f"#{rank}  score {score}{sure}  id {demo['id']}  task {demo['task'] or '-'}")
         typer.echo(f"    instruction: {shorten(demo['instruction'])}")
         if demo["input"]:
             typer.echo(f"    input:       {shorten(demo['input'])}")

@@ -38,7 +38,8 @@ def test_select_json_and_where(indexed):
                     "--input", "The soup was cold and the bread was stale.", "--store", store, "-k", "2", "--json")
     assert result.exit_code == 0, result.stderr
     demos = json.loads(result.stdout)["demonstrations"]
-    assert [set(d) for d in demos] == [{"id", "instruction", "input", "output", "task", "score"}] * 2
+    assert [set(d) for d in demos] == [{"id", "instruction", "input", "output", "task", "score", "task_score"}] * 2
+    assert [d["task_score"] for d in demos] == [None, None]  # the task selector's alone
     assert demos[0]["score"] <= demos[1]["score"]
     assert {d["task"] for d in demos} == {"classify|sentiment"}
     filtered = invoke("select", "Translate to French", "--input", "Hello", "--store", store,

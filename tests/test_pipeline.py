@@ -178,9 +178,11 @@ def test_ask_cli_end_to_end_with_vllm(tmp_path):
                                  "--store", str(tmp_path), "-k", "2", "--backend", "vllm", "--max-tokens", "8", "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)  # vLLM's logs went to stderr
-    assert set(data) == {"answer", "demonstrations", "prompt", "model", "backend"}
+    assert set(data) == {"answer", "demonstrations", "prompt", "model", "backend", "note"} and data["note"] is None
     assert data["backend"] == "vllm" and "SmolLM2-135M-Instruct" in data["model"]
     assert data["answer"] in {"positive", "negative"}
     assert [d["task"] for d in data["demonstrations"]] == ["classify|sentiment"] * 2
-    assert [set(d) for d in data["demonstrations"]] == [{"id", "instruction", "input", "output", "task", "score"}] * 2
+    assert [set(d) for d in data["demonstrations"]] == [
+        {"id", "instruction", "input", "output", "task", "score", "task_score"}
+    ] * 2
     assert data["prompt"].endswith("<|im_start|>assistant\n")

@@ -34,7 +34,7 @@ def toy_store(tmp_path, toy):
 def test_k_order_and_output_keys(toy_store):
     demos = SimilarityExampleSelector(store=toy_store, k=3).select_examples(REQUEST)
     assert len(demos) == 3
-    assert set(demos[0]) == {"id", "instruction", "input", "output", "task", "score"}
+    assert set(demos[0]) == {"id", "instruction", "input", "output", "task", "score", "task_score"}
     scores = [d["score"] for d in demos]
     assert scores == sorted(scores), "most similar must come last"
     assert demos[-1]["task"] == "trans"

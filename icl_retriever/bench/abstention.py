@@ -250,6 +250,7 @@ def run_abstention(
                 "baseline_same_task": float(np.mean([same[:k].mean() for _, same in present if len(same)])),
             }
     chosen = choose_threshold(evaluations["original (cross-fit)"]["thresholds"])
+    shipped = shipped.model_copy(update={"fit": {**shipped.fit, "recommended_min_task_score": chosen}})
     for evaluation in evaluations.values():
         evaluation["at_recommended"] = next(
             (m for m in evaluation["thresholds"] if chosen is not None and m["threshold"] == chosen), None

@@ -1,0 +1,146 @@
+"""Answer accuracy behind abstention and label balance (iclmix dev, generation).
+
+1. Removed task: each dev query's whole task is left out of the pool, so the task selector's k
+   demonstrations are all of other tasks. Accuracy with those demonstrations against zero-shot
+   (what abstaining gives), on every query.
+2. Label balance: on the queries where `balance_labels=True` changes the demonstrations (normal
+   leave-one-out), accuracy without and with it. Elsewhere the prompts, hence the greedy answers,
+   are identical.
+
+Both wordings (the pool's and `--requests`); one vLLM engine, greedy, k = 2.
+
+    python -m benchmarks.abstention_accuracy --requests ../shared/data/iclmix/dev_fresh.jsonl \
+        --out benchmarks/results/abstention-accuracy
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
+from icl_retriever.bench.abstention import BATCH
+from icl_retriever.bench.icl import (
+    DEFAULT_MAX_TOKENS,
+    STOP,
+    build_prompts,
+    embedding_store,
+    file_digest,
+    load_rows,
+    read_query_ids,
+    read_requests,
+    reworded,
+)
+from icl_retriever.bench.scoring import paired_comparison, score_answer
+from icl_retriever.generators import make_generator
+from icl_retriever.models import cache_dir
+from icl_retriever.selectors import TaskExampleSelector, balance_labels
+from icl_retriever.store import Hit
+
+
+def ranked_for(selector: TaskExampleSelector, queries: Sequence[Any], exclusions: Sequence[Sequence[str]]) -> list[list[Hit]]:
+    out: list[list[Hit]] = []
+    for start in range(0, len(queries), BATCH):
+        chunk = queries[start : start + BATCH]
+        found = selector.select_hits_many(
+            [{"instruction": q.example.instruction, "input": q.example.input} for q in chunk], exclusions[start : start + BATCH]
+        )
+        out += [hits[::-1] for hits in found]  # best first
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pool", default="../shared/data/iclmix/pool.jsonl")
+    parser.add_argument("--queries", default="../shared/data/iclmix/dev_ids.txt")
+    parser.add_argument("--requests", default=None)
+    parser.add_argument("--cache", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="benchmarks/results/abstention-accuracy")
+    args = parser.parse_args()
+    header = provenance(seed=args.seed)
+    start = time.perf_counter()
+    k = 2
+    rows = load_rows(args.pool)
+    query_ids = read_query_ids(args.queries)
+    cache = Path(args.cache) if args.cache else cache_dir() / "bench" / file_digest(args.pool)
+    store, _ = embedding_store("task", [row.example for row in rows.values()], cache)
+    by_task: dict[str, list[str]] = {}
+    for row in rows.values():
+        by_task.setdefault(row.task, []).append(row.id)
+    originals = [rows[qid] for qid in query_ids]
+    wordings = {"original": originals}
+    if args.requests:
+        fresh = read_requests(args.requests)
+        wordings["fresh"] = [reworded(row, *fresh[row.id]) for row in originals]
+
+    plans: list[tuple[str, str, list[Any], list[list[Any]]]] = []  # (wording, variant, queries, demos)
+    for wording, queries in wordings.items():
+        removed = ranked_for(TaskExampleSelector(store=store, k=k), queries, [by_task[q.task] for q in queries])
+        plans.append((wording, "removed: zero-shot", queries, [[] for _ in queries]))
+        plans.append((wording, "removed: wrong-task demos", queries, [[h.example for h in hits[:k]] for hits in removed]))
+        ranked = ranked_for(TaskExampleSelector(store=store, k=50), queries, [[q.id] for q in queries])
+        plain = [[h.example for h in hits[:k]] for hits in ranked]
+        balanced = [[h.example for h in balance_labels(hits)[:k]] for hits in ranked]
+        changed = [i for i, (a, b) in enumerate(zip(plain, balanced)) if [e.key for e in a] != [e.key for e in b]]
+        plans.append((wording, "balance: without", [queries[i] for i in changed], [plain[i] for i in changed]))
+        plans.append((wording, "balance: with", [queries[i] for i in changed], [balanced[i] for i in changed]))
+
+    generator = make_generator("vllm")
+    correct: dict[tuple[str, str], list[bool]] = {}
+    try:
+        for wording, variant, queries, demos in plans:
+            t0 = time.perf_counter()
+            outputs = generator.generate(build_prompts(generator, queries, demos), max_tokens=DEFAULT_MAX_TOKENS,
+                                         stop=list(STOP), temperature=0.0)
+            correct[(wording, variant)] = [score_answer(o or "", q.answers, q.metric) for o, q in zip(outputs, queries)]
+            print(f"[{wording}] {variant}: {sum(correct[(wording, variant)])}/{len(queries)} "
+                  f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    finally:
+        close = getattr(generator, "close", None)
+        if close is not None:
+            close()
+
+    results: dict[str, Any] = {"pool": args.pool, "n_queries": len(query_ids), "k": k, "model": generator.model,
+                               "backend": generator.backend, "wordings": {}}
+    table = []
+    for wording in wordings:
+        entry: dict[str, Any] = {}
+        for a, b in (("removed: zero-shot", "removed: wrong-task demos"), ("balance: with", "balance: without")):
+            ca, cb = correct[(wording, a)], correct[(wording, b)]
+            paired = paired_comparison(ca, cb, seed=args.seed) if ca else None
+            entry[f"{a} vs {b}"] = {"n": len(ca), "accuracy_a": sum(ca) / len(ca) if ca else None,
+                                     "accuracy_b": sum(cb) / len(cb) if cb else None, "paired": paired}
+            table.append([wording, f"{a} vs {b}", len(ca),
+                          f"{sum(ca) / len(ca):.3f}" if ca else "—", f"{sum(cb) / len(cb):.3f}" if cb else "—",
+                          f"{paired['delta']:+.3f} [{paired['ci95'][0]:+.3f}, {paired['ci95'][1]:+.3f}]" if paired else "—",
+                          f"{paired['p_value']:.3g}" if paired else "—"])
+        results["wordings"][wording] = entry
+    results["total_s"] = round(time.perf_counter() - start, 1)
+    out = Path(args.out)
+    write_json(out / "results.json", {**header, **results})
+    write_markdown(out / "results.md", "\n".join([
+        "# Accuracy behind abstention and label balance",
+        "",
+        f"{len(query_ids)} iclmix dev queries, k = {k}, {generator.backend} `{Path(generator.model).name}`, greedy. "
+        "removed: the query's whole task is left out of the pool, so the task selector's demonstrations are all of "
+        "other tasks; abstaining answers zero-shot. balance: the queries where `balance_labels` changes the "
+        "demonstrations (normal leave-one-out).",
+        "",
+        markdown_table(["wording", "comparison (a vs b)", "queries", "accuracy a", "accuracy b",
+                        "delta [95% CI]", "McNemar p"], table),
+        "",
+        f"Total time: {results['total_s']:.0f} s.",
+        "",
+        "## Provenance",
+        "",
+        provenance_markdown(header),
+    ]))
+    print((out / "results.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

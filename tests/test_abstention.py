@@ -95,7 +95,7 @@ def test_a_fresh_wording_scores_lower_than_the_pools_own(stores):
 
 def test_balance_labels_alternates_outputs_of_a_classification_task(tmp_path, task_embedder):
     reviews = ["Lovely pasta and kind staff.", "Wonderful pizza, friendly staff.", "Great soup and kind waiters.",
-               "Delicious bread, happy staff.", "Cold soup, rude staff.", "Stale bread and slow service."]
+               "Delicious bread, happy staff.", "Awful noise everywhere, never again.", "Prices were outrageous."]
     labels = ["positive"] * 4 + ["negative"] * 2
     sentiment = [Example(instruction=TASKS["sentiment"][0], input=r, output=o, id=f"s{n}")
                  for n, (r, o) in enumerate(zip(reviews, labels))]

@@ -81,7 +81,8 @@ class Selection:
 
         given = {field.name: getattr(self, field.name) for field in fields(self) if field.name not in ("where", "mmr")}
         given["min_task_score"] = min_task_score if min_task_score is not None else self.min_task_score
-        options: dict[str, Any] = {name: value for name, value in given.items() if value not in (None, False)}
+        # a flag not given is None; --balance-labels only counts when set
+        options: dict[str, Any] = {name: value for name, value in given.items() if value is not None and value is not False}
         misplaced = [f"--{name.replace('_', '-')}" for name in TASK_ONLY if name in options]
         if misplaced and not isinstance(store.embedder, TaskEmbedder):
             raise IclRetrieverError(

@@ -334,7 +334,9 @@ def abstention_markdown(results: dict[str, Any], command: str) -> str:
         ),
         "",
         f"AUC, Brier, ECE: the top {k} candidates' scores against same-task, both settings pooled. Issue 13's "
-        "floors: removed-task wrong demos removed >= 0.80 with present-task abstention <= 0.05.",
+        "floors: removed-task wrong demos removed >= 0.80 with present-task abstention <= 0.05. present: "
+        "wrong-task removed is 1 - wrong-task demonstrations kept / wrong-task demonstrations without a threshold; "
+        "negative where dropping a candidate lets a lower-ranked one of another task in.",
     ]
     for name, evaluation in results["evaluations"].items():
         parts += [

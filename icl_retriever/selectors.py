@@ -2,7 +2,8 @@
 
 All selectors share one interface, so a benchmark (or an application) can swap them:
 `select_examples({"instruction": ..., "input": ...})` returns up to `k` dicts with the keys
-`instruction`, `input`, `output`, `id`, `task` and `score`, ordered with the most similar LAST, next
+`instruction`, `input`, `output`, `id`, `task`, `score` and `task_score` (the task selector's
+calibrated same-task probability; None for the others), ordered with the most similar LAST, next
 to the request in the prompt. `select_many([...])` answers several requests at once (one encoder
 call and one store query for all of them) with the same results as one by one.
 
@@ -200,6 +201,10 @@ class TaskExampleSelector(_StoreSelector):
        (the same instruction, or the same template skeleton) form a task group, and its support is
        the sum of its `group_size` best `own` scores. A task that several fetched examples agree on
        beats a single example of another task that happens to sit closest (`group_support`).
+
+    Each candidate also gets `task_score`, the calibrated probability that it asks for the request's
+    task (`icl_retriever.task_score`); `min_task_score` drops candidates below it, and
+    `balance_labels` alternates the outputs of a classification task (`balance_labels`).
 
     Nothing is read beyond the fetched examples, and no task label is used.
     """

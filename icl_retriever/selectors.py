@@ -311,7 +311,6 @@ class TaskExampleSelector(_StoreSelector):
             own=own,
             support=group_support(own, groups, self.group_size),
             group_count=np.array([sizes[group] for group in groups], dtype=np.float64),
-            groups=groups,
         )
 
 
@@ -403,7 +402,6 @@ class TaskSignals:
     """`group_support`: the sum of the candidate's task group's best `own` scores."""
     group_count: np.ndarray
     """How many fetched candidates share the candidate's task wording."""
-    groups: list[str]
 
 
 def group_support(scores: np.ndarray, groups: Sequence[str], size: int) -> np.ndarray:

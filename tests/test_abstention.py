@@ -165,7 +165,7 @@ def test_fit_calibration_learns_which_features_mean_same_task():
     for n in range(40):
         same = np.array([n % 2 == 0] * 3 + [False] * 2)
         features = rng.normal(0, 0.1, (5, 4)) + np.where(same[:, None], [0.8, 0.3, 0.9, 2.0], [0.5, 0.3, 0.1, 1.0])
-        items.append(Candidates(f"q{n}", f"t{n % 4}", features, same, [""] * 5))
+        items.append(Candidates(f"q{n}", f"t{n % 4}", features, same))
     calibration = fit_calibration(items)
     weights = dict(zip(calibration.features, calibration.weights))
     assert weights["overlap"] > 0 and weights["group_mean"] > 0

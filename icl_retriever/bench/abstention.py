@@ -59,7 +59,6 @@ class Candidates:
     task: str
     features: np.ndarray
     same: np.ndarray
-    outputs: list[str]
 
 
 class _Recorder(TaskExampleSelector):
@@ -93,7 +92,7 @@ def collect(
         for query, (ranked, features) in zip(chunk, selector.__dict__["_recorded"], strict=True):
             ranked, features = ranked[:TOP], features[:TOP]
             same = np.array([rows[hit.example.key].task == query.task for hit in ranked], dtype=bool)
-            out.append(Candidates(query.id, query.task, features, same, [hit.example.output for hit in ranked]))
+            out.append(Candidates(query.id, query.task, features, same))
     return out
 
 

@@ -7,7 +7,8 @@
    leave-one-out), accuracy without and with it. Elsewhere the prompts, hence the greedy answers,
    are identical.
 
-Both wordings (the pool's and `--requests`); one vLLM engine, greedy, k = 2.
+Both wordings (the pool's and `--requests`); one vLLM engine, greedy, k = 2; prompts and
+generation through the pipeline's `answer_with`, as in `bench icl`.
 
     python -m benchmarks.abstention_accuracy --requests ../shared/data/iclmix/dev_fresh.jsonl \
         --out benchmarks/results/abstention-accuracy
@@ -23,20 +24,12 @@ from typing import Any
 
 from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
 from icl_retriever.bench.abstention import BATCH
-from icl_retriever.bench.icl import (
-    DEFAULT_MAX_TOKENS,
-    STOP,
-    build_prompts,
-    embedding_store,
-    file_digest,
-    load_rows,
-    read_query_ids,
-    read_requests,
-    reworded,
-)
+from icl_retriever.bench.icl import DEFAULT_MAX_TOKENS, STOP, embedding_store
+from icl_retriever.bench.icl_data import file_digest, load_rows, read_query_ids, read_requests, reworded
 from icl_retriever.bench.scoring import paired_comparison, score_answer
 from icl_retriever.generators import make_generator
 from icl_retriever.models import cache_dir
+from icl_retriever.pipeline import Request, answer_with
 from icl_retriever.selectors import TaskExampleSelector, balance_labels
 from icl_retriever.store import Hit
 
@@ -94,9 +87,14 @@ def main() -> None:
     try:
         for wording, variant, queries, demos in plans:
             t0 = time.perf_counter()
-            outputs = generator.generate(build_prompts(generator, queries, demos), max_tokens=DEFAULT_MAX_TOKENS,
-                                         stop=list(STOP), temperature=0.0)
-            correct[(wording, variant)] = [score_answer(o or "", q.answers, q.metric) for o, q in zip(outputs, queries)]
+            answers = answer_with(
+                generator,
+                [Request(instruction=q.example.instruction, input=q.example.input) for q in queries],
+                [[demo.to_prompt_dict() for demo in chosen] for chosen in demos],
+                max_tokens=DEFAULT_MAX_TOKENS,
+                stop=STOP,
+            )
+            correct[(wording, variant)] = [score_answer(a.answer, q.answers, q.metric) for a, q in zip(answers, queries)]
             print(f"[{wording}] {variant}: {sum(correct[(wording, variant)])}/{len(queries)} "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
     finally:

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from icl_retriever.bench import _report
-from icl_retriever.bench.icl import IclRow, LogFn, _stderr, embedding_store, file_digest, load_rows, reworded
+from icl_retriever.bench.icl import LogFn, _stderr, embedding_store
+from icl_retriever.bench.icl_data import IclRow, file_digest, load_rows, reworded
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.selectors import TaskExampleSelector
 from icl_retriever.vectorstore import ExampleVectorStore, Hit

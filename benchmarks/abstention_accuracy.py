@@ -16,11 +16,12 @@ generation through the pipeline's `answer_with`, as in `bench icl`.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from icl_retriever.bench._report import markdown_table, provenance, provenance_markdown, write_json, write_markdown
 from icl_retriever.bench.abstention import BATCH
@@ -45,29 +46,32 @@ def ranked_for(selector: TaskExampleSelector, queries: Sequence[Any], exclusions
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pool", default="../shared/data/iclmix/pool.jsonl")
-    parser.add_argument("--queries", default="../shared/data/iclmix/dev_ids.txt")
-    parser.add_argument("--requests", default=None)
-    parser.add_argument("--cache", default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="benchmarks/results/abstention-accuracy")
-    args = parser.parse_args()
-    header = provenance(seed=args.seed)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command(help=__doc__.splitlines()[0])
+def main(
+    pool: Annotated[Path, typer.Option(help="iclmix-style pool (JSONL).")] = Path("../shared/data/iclmix/pool.jsonl"),
+    queries: Annotated[Path, typer.Option(help="Query ids, one per line.")] = Path("../shared/data/iclmix/dev_ids.txt"),
+    requests: Annotated[Path | None, typer.Option(help="Other wordings of the queries (JSONL id, instruction, input).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Folder of the embedded pool (default: the bench cache).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap intervals.")] = 0,
+    out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = Path("benchmarks/results/abstention-accuracy"),
+) -> None:
+    header = provenance(seed=seed)
     start = time.perf_counter()
     k = 2
-    rows = load_rows(args.pool)
-    query_ids = read_query_ids(args.queries)
-    cache = Path(args.cache) if args.cache else cache_dir() / "bench" / file_digest(args.pool)
+    rows = load_rows(str(pool))
+    query_ids = read_query_ids(queries)
+    cache = cache if cache is not None else cache_dir() / "bench" / file_digest(str(pool))
     store, _ = embedding_store("task", [row.example for row in rows.values()], cache)
     by_task: dict[str, list[str]] = {}
     for row in rows.values():
         by_task.setdefault(row.task, []).append(row.id)
     originals = [rows[qid] for qid in query_ids]
     wordings = {"original": originals}
-    if args.requests:
-        fresh = read_requests(args.requests)
+    if requests is not None:
+        fresh = read_requests(requests)
         wordings["fresh"] = [reworded(row, *fresh[row.id]) for row in originals]
 
     plans: list[tuple[str, str, list[Any], list[list[Any]]]] = []  # (wording, variant, queries, demos)
@@ -102,14 +106,14 @@ def main() -> None:
         if close is not None:
             close()
 
-    results: dict[str, Any] = {"pool": args.pool, "n_queries": len(query_ids), "k": k, "model": generator.model,
+    results: dict[str, Any] = {"pool": str(pool), "n_queries": len(query_ids), "k": k, "model": generator.model,
                                "backend": generator.backend, "wordings": {}}
     table = []
     for wording in wordings:
         entry: dict[str, Any] = {}
         for a, b in (("removed: zero-shot", "removed: wrong-task demos"), ("balance: with", "balance: without")):
             ca, cb = correct[(wording, a)], correct[(wording, b)]
-            paired = paired_comparison(ca, cb, seed=args.seed) if ca else None
+            paired = paired_comparison(ca, cb, seed=seed) if ca else None
             entry[f"{a} vs {b}"] = {"n": len(ca), "accuracy_a": sum(ca) / len(ca) if ca else None,
                                      "accuracy_b": sum(cb) / len(cb) if cb else None, "paired": paired}
             table.append([wording, f"{a} vs {b}", len(ca),
@@ -118,7 +122,6 @@ def main() -> None:
                           f"{paired['p_value']:.3g}" if paired else "—"])
         results["wordings"][wording] = entry
     results["total_s"] = round(time.perf_counter() - start, 1)
-    out = Path(args.out)
     write_json(out / "results.json", {**header, **results})
     write_markdown(out / "results.md", "\n".join([
         "# Accuracy behind abstention and label balance",
@@ -141,4 +144,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app()

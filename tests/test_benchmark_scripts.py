@@ -1,4 +1,4 @@
-"""The speed scripts in `benchmarks/` are typer commands with the options the README runs them with."""
+"""The scripts in `benchmarks/` are typer commands with the options the README runs them with."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks import bm25_speed, generation_speed, speed
+from benchmarks import abstention_accuracy, bm25_speed, generation_speed, speed
 from icl_retriever.store import ExampleStore
 from tests.conftest import make_examples
 
@@ -20,6 +20,7 @@ runner = CliRunner()
         (speed, ["--pool", "--requests", "--embedder", "--rounds", "--out"]),
         (bm25_speed, ["STORE", "--queries", "--old-queries", "--out"]),
         (generation_speed, ["--out", "--pool", "-n", "--max-tokens", "--model"]),
+        (abstention_accuracy, ["--pool", "--queries", "--requests", "--cache", "--seed", "--out"]),
     ],
 )
 def test_help_lists_the_options_and_a_bad_flag_exits_2(script, options) -> None:  # type: ignore[no-untyped-def]

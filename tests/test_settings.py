@@ -78,11 +78,13 @@ def test_data_dir_is_set_once_and_a_missing_file_names_the_setting(workdir, monk
     assert Settings().data_dir == Path("../shared/data")
     monkeypatch.setenv("ICL_RETRIEVER_DATA_DIR", str(workdir / "nowhere"))
     assert Settings().data_dir == workdir / "nowhere"
-    expected = rf"{workdir / 'nowhere'}/ieb.* not found: the data folder \(setting data_dir\) is {workdir / 'nowhere'}\. Point ICL_RETRIEVER_DATA_DIR"
+    expected = rf"{workdir / 'nowhere'}/(ieb|iclmix).* not found: the data folder \(setting data_dir\) is {workdir / 'nowhere'}\. Point ICL_RETRIEVER_DATA_DIR"
     for command, flag in [
         (["train", "--out", workdir / "out"], "--data"),
         (["bench", "ieb", "--embedder", "semantic"], "--data"),
         (["bench", "tasks-threshold"], "--eft"),
+        (["bench", "abstention", "--out", workdir / "out"], "--pool"),
+        (["bench", "balance", "--pool", workdir / "pool.jsonl", "--out", workdir / "out"], "--queries"),
     ]:
         result = invoke(*command)
         assert result.exit_code == 1, (command, result.output)

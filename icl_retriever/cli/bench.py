@@ -10,6 +10,24 @@ import typer
 from icl_retriever.cli._app import Backend, JsonOption, bench_app, handle_errors, print_json, settings
 
 
+#: `bench abstention` and `bench balance` read iclmix dev under the data folder unless told (never its test ids).
+DevPoolOption = Annotated[
+    Path | None, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers (default: DATA_DIR/iclmix/pool.jsonl).")
+]
+DevQueriesOption = Annotated[
+    Path | None, typer.Option("--queries", help="File of query ids, dev only, never test (default: DATA_DIR/iclmix/dev_ids.txt).")
+]
+CacheOption = Annotated[Path | None, typer.Option(help="Embedded-pool cache folder (default: the one `bench icl` uses).")]
+
+
+def _dev_files(pool: Path | None, queries: Path | None) -> tuple[Path, Path]:
+    config = settings()
+    return (
+        pool if pool is not None else config.data_file("iclmix/pool.jsonl", "--pool"),
+        queries if queries is not None else config.data_file("iclmix/dev_ids.txt", "--queries"),
+    )
+
+
 @bench_app.command("icl")
 @handle_errors
 def icl(
@@ -221,12 +239,8 @@ def tasks_threshold(
 @bench_app.command("abstention")
 @handle_errors
 def abstention(
-    pool: Annotated[Path, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers.")] = Path(
-        "../shared/data/iclmix/pool.jsonl"
-    ),
-    queries: Annotated[Path, typer.Option("--queries", help="File of query ids (dev only, never test).")] = Path(
-        "../shared/data/iclmix/dev_ids.txt"
-    ),
+    pool: DevPoolOption = None,
+    queries: DevQueriesOption = None,
     requests: Annotated[
         Path | None,
         typer.Option("--requests", help="JSONL {id, instruction, input}: the queries in other words, scored, never fit on."),
@@ -234,9 +248,7 @@ def abstention(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Demonstrations per query.")] = 2,
     folds: Annotated[int, typer.Option(min=2, help="Task folds for the held-out (cross-fit) numbers.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the task folds.")] = 0,
-    cache: Annotated[
-        Path | None, typer.Option(help="Embedded-pool cache folder (default: the one `bench icl` uses).")
-    ] = None,
+    cache: CacheOption = None,
     save_calibration: Annotated[
         Path | None,
         typer.Option(help="Write the calibration fit on all queries (pool wording) here, e.g. "
@@ -253,9 +265,10 @@ def abstention(
     """
     from icl_retriever.bench import _report
     from icl_retriever.bench.abstention import abstention_markdown, run_abstention, write_results
-    from icl_retriever.bench.icl import read_query_ids, read_requests
+    from icl_retriever.bench.icl_data import read_query_ids, read_requests
     from icl_retriever.cli._app import log
 
+    pool, queries = _dev_files(pool, queries)
     header = _report.provenance(seed=seed)
     results, calibration = run_abstention(
         pool, read_query_ids(queries), requests=None if requests is None else read_requests(requests),
@@ -273,19 +286,13 @@ def abstention(
 @bench_app.command("balance")
 @handle_errors
 def balance(
-    pool: Annotated[Path, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers.")] = Path(
-        "../shared/data/iclmix/pool.jsonl"
-    ),
-    queries: Annotated[Path, typer.Option("--queries", help="File of query ids (dev only, never test).")] = Path(
-        "../shared/data/iclmix/dev_ids.txt"
-    ),
+    pool: DevPoolOption = None,
+    queries: DevQueriesOption = None,
     requests: Annotated[
         Path | None, typer.Option("--requests", help="JSONL {id, instruction, input}: the queries in other words.")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", min=2, help="Demonstrations per query.")] = 2,
-    cache: Annotated[
-        Path | None, typer.Option(help="Embedded-pool cache folder (default: the one `bench icl` uses).")
-    ] = None,
+    cache: CacheOption = None,
     out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = Path("out/bench-balance"),
 ) -> None:
     """How often the demonstrations have different outputs, with and without --balance-labels.
@@ -295,9 +302,10 @@ def balance(
     """
     from icl_retriever.bench import _report
     from icl_retriever.bench.abstention import balance_markdown, run_balance, write_results
-    from icl_retriever.bench.icl import read_query_ids, read_requests
+    from icl_retriever.bench.icl_data import read_query_ids, read_requests
     from icl_retriever.cli._app import log
 
+    pool, queries = _dev_files(pool, queries)
     header = _report.provenance()
     results = run_balance(
         pool, read_query_ids(queries), requests=None if requests is None else read_requests(requests), k=k, cache=cache

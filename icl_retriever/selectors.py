@@ -239,22 +239,21 @@ class TaskExampleSelector(_StoreSelector):
                 f"{self.store.fingerprint}. Index the pool with --embedder task."
             )
 
-    def _task_wordings(
-        self, requests: Sequence[tuple[str, str]], contents: np.ndarray, excluded: Sequence[set[str]]
-    ) -> list[str]:
-        """Each request's task wording (step 1 above); one store query for the whole prompts."""
-        wordings = [task_text(instruction, text_input) for instruction, text_input in requests]
-        whole = self._whole_prompts(requests)
+    def _strip_whole_prompts(
+        self, whole: list[int], texts: Sequence[str], contents: np.ndarray, excluded: Sequence[set[str]], tasks: list[str]
+    ) -> None:
+        """Replace the task wordings of whole-prompt requests (step 1 above) by what is left of their
+        text once their content neighbours' shared content is cut; one store query for all of them."""
+        if not whole:
+            return
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         no_task = np.zeros(embedder.task.dimension, np.float32)
         by_content = [embedder.query_vector(no_task, contents[i], 1.0) for i in whole]
         found = self.store.query_many(by_content, self.strip_k, where=self.where, exclude_ids=[excluded[i] for i in whole])
         for i, neighbours in zip(whole, found):
-            wordings[i] = strip_shared_content(
-                embedder.text_for(*requests[i]),
-                [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in neighbours],
+            tasks[i] = strip_shared_content(
+                texts[i], [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in neighbours]
             )
-        return wordings
 
     def _whole_prompts(self, requests: Sequence[tuple[str, str]]) -> list[int]:
         """Requests without a separate input, whose task wording needs their content neighbours."""
@@ -262,18 +261,18 @@ class TaskExampleSelector(_StoreSelector):
 
     def _rank_many(self, requests: Sequence[tuple[str, str]], excluded: Sequence[set[str]]) -> list[list[Hit]]:
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
-        whole = set(self._whole_prompts(requests))
-        ready = [i for i in range(len(requests)) if i not in whole]
+        whole = self._whole_prompts(requests)
+        ready = [i for i in range(len(requests)) if i not in set(whole)]
+        texts = [embedder.text_for(*request) for request in requests]
+        tasks = [task_text(*request) for request in requests]
         # A request with a separate input has its task wording before any search: embed it in the
         # same encoder call as the contents.
-        contents, ready_vectors = embedder.embed_queries(
-            [embedder.text_for(*request) for request in requests], [task_text(*requests[i]) for i in ready]
-        )
-        tasks = self._task_wordings(requests, contents, excluded)
+        contents, ready_vectors = embedder.embed_queries(texts, [tasks[i] for i in ready])
+        self._strip_whole_prompts(whole, texts, contents, excluded, tasks)
         task_vectors = np.zeros((len(requests), embedder.task.dimension), np.float32)
         task_vectors[ready] = ready_vectors
         if whole:
-            task_vectors[sorted(whole)] = embedder.task.embed_documents([tasks[i] for i in sorted(whole)])
+            task_vectors[whole] = embedder.task.embed_documents([tasks[i] for i in whole])
         queries = [embedder.query_vector(t, c, self.content_weight) for t, c in zip(task_vectors, contents)]
         n = max(self.fetch_k, self._candidates_needed())
         found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=True)

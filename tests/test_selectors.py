@@ -17,7 +17,7 @@ from icl_retriever.selectors import (
     group_support,
     selector_for_store,
 )
-from icl_retriever.lexical import word_overlap
+from icl_retriever.lexical import task_text, word_overlap
 from icl_retriever.store import ExampleStore
 from tests.conftest import ROOT, make_examples
 
@@ -249,8 +249,11 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
     hits = selector.select_hits(request)
     assert {hit.example.task for hit in hits} == {"letter"}
     # The request's task wording lost the story it shares with the pool, and kept its own words.
-    content = task_embedder.content.embed_documents([task_embedder.text_for(request["instruction"], "")])
-    [wording] = selector._task_wordings([(request["instruction"], "")], content, [set()])
+    text = task_embedder.text_for(request["instruction"], "")
+    content = task_embedder.content.embed_documents([text])
+    wordings = [task_text(request["instruction"], "")]
+    selector._strip_whole_prompts([0], [text], content, [set()], wordings)
+    [wording] = wordings
     content = content[0]
     assert wording == "... given the passage above , pick the best answer . choices : a . yes b . no"
     # The score is the documented sum, computed here from its parts: own score + group support.

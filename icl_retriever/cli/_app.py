@@ -1,4 +1,5 @@
-"""The typer application, shared options and error handling for every command module.
+"""The typer application and what every command module shares: the `command` decorator (option
+groups such as `Target` expanded into flags, library errors turned into exit code 1) and helpers.
 
 Startup stays cheap: this module and the command modules import only typer and light
 `icl_retriever` modules at the top, so `--help`, a bad flag or a missing file answer at once;
@@ -9,10 +10,12 @@ transformers, langchain) when it runs.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
@@ -22,6 +25,7 @@ from icl_retriever.errors import IclRetrieverError
 
 if TYPE_CHECKING:
     from icl_retriever.settings import Settings
+    from icl_retriever.store import ExampleStore
 
 # Mirrors of library values that typer needs while parsing, whose modules are too heavy to import
 # for that (store, embedders: numpy; pool: pydantic). tests/test_cli_startup.py checks they match.
@@ -47,27 +51,6 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 
-# Options that icl_retriever.settings.Settings can also set: None here means "not given", and
-# `settings(...)` fills in the value from ICL_RETRIEVER_* variables, icl-retriever.toml or the default.
-StoreOption = Annotated[
-    Path | None, typer.Option("--store", help="Folder that holds the embedded indexes (default: stores).")
-]
-NameOption = Annotated[str | None, typer.Option("--name", help="Index name (default: 'pool', the built-in pool's).")]
-UrlOption = Annotated[
-    str | None, typer.Option("--url", help="A Chroma server, e.g. http://localhost:8000, instead of --store.")
-]
-TimeoutOption = Annotated[
-    float,
-    typer.Option(
-        "--timeout",
-        min=0.1,
-        help="Seconds to wait for a server's answer (the Chroma server of --url; for `ask --backend openai` "
-        "also the model server) before failing.",
-    ),
-]
-InstructionArgument = Annotated[str, typer.Argument(help="The request's instruction.")]
-InputOption = Annotated[str, typer.Option("--input", help="The request's input.")]
-KOption = Annotated[int | None, typer.Option("-k", min=0, help="How many demonstrations (default 2).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -85,6 +68,102 @@ def handle_errors(command: F) -> F:
             raise typer.Exit(1) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The index a command reads or writes, an option group (see `command`).
+
+    Settings (`icl_retriever.settings.Settings`) can set these too: None means "not given", and
+    `settings()` fills in the value from ICL_RETRIEVER_* variables, icl-retriever.toml or the default.
+    """
+
+    store: Annotated[
+        Path | None, typer.Option("--store", help="Folder that holds the embedded indexes (default: stores).")
+    ] = None
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Index name (default: 'pool', the built-in pool's; for `index`, the pool file's stem)."),
+    ] = None
+    url: Annotated[
+        str | None, typer.Option("--url", help="A Chroma server, e.g. http://localhost:8000, instead of --store.")
+    ] = None
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            help="Seconds to wait for a server's answer (the Chroma server of --url; for `ask --backend openai` "
+            "also the model server) before failing.",
+        ),
+    ] = DEFAULT_TIMEOUT
+
+    def settings(self, **flags: Any) -> Settings:
+        """The settings with these flags, and the given ones, on top."""
+        return settings(**{"store": self.store, "name": self.name, "url": self.url, **flags})
+
+    def open_store(self, **flags: Any) -> ExampleStore:
+        """The existing index these flags name (`Settings.open_store`), waiting at most `timeout` on a server."""
+        return self.settings(**flags).open_store(timeout=self.timeout)
+
+
+def expand_option_groups(command: F) -> F:
+    """Give typer a flag for each field of every option group `command` takes, and call it with the groups.
+
+    An option group is a dataclass whose fields are annotated like typer parameters (`Target`,
+    `Selection`): a parameter annotated with one becomes its fields' flags, in its place, and the
+    command receives the dataclass built from them. All parameters become keyword-only (typer passes
+    every value by name), so a group may stand anywhere in the signature.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    groups = {
+        name: param.annotation
+        for name, param in signature.parameters.items()
+        if isinstance(param.annotation, type) and is_dataclass(param.annotation)
+    }
+    params: list[inspect.Parameter] = []
+    for name, param in signature.parameters.items():
+        if name not in groups:
+            params.append(param.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+            continue
+        hints = inspect.get_annotations(groups[name], eval_str=True)
+        params.extend(
+            inspect.Parameter(
+                field.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if field.default is MISSING else field.default,
+                annotation=hints[field.name],
+            )
+            for field in fields(groups[name])
+        )
+    names = [param.name for param in params]
+    clashes = {name for name in names if names.count(name) > 1}
+    if clashes:
+        raise TypeError(f"{command.__name__}: option groups repeat the parameters {sorted(clashes)}")
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        for name, group in groups.items():
+            kwargs[name] = group(**{field.name: kwargs.pop(field.name) for field in fields(group)})
+        return command(**kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {param.name: param.annotation for param in params}
+    return wrapper  # type: ignore[return-value]
+
+
+def command(name: str | None = None, *, parent: typer.Typer = app) -> Callable[[F], F]:
+    """Register a command of `parent` (the app, or `bench_app`): its option groups expanded into flags
+    (`expand_option_groups`) and library errors turned into exit code 1 (`handle_errors`).
+
+    Returns the function unchanged, as typer's own `command()` does.
+    """
+
+    def register(function: F) -> F:
+        parent.command(name)(expand_option_groups(handle_errors(function)))
+        return function
+
+    return register
 
 
 def print_json(data: Any) -> None:

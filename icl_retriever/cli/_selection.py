@@ -1,31 +1,38 @@
-"""The selector flags that `select` and `ask` share, and the selector they describe."""
+"""What `select` and `ask` share: the request, and the selector flags with the selector they describe (option groups)."""
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from icl_retriever.cli._app import parse_where
+from icl_retriever.cli._app import Target, parse_where
 from icl_retriever.errors import IclRetrieverError
 
 if TYPE_CHECKING:
     from langchain_core.example_selectors import BaseExampleSelector
 
-    from icl_retriever.vectorstore import ExampleVectorStore
+    from icl_retriever.settings import Settings
 
 #: Flags that only the task selector (an index built with the task embedder) understands.
 TASK_ONLY = ("content_weight", "overlap_weight", "group_size", "min_task_score", "balance_labels")
 
 
 @dataclass(frozen=True)
-class Selection:
-    """How demonstrations are chosen; None leaves the selector's own default."""
+class Request:
+    """The request that demonstrations are chosen for, an option group (see `command`)."""
 
+    instruction: Annotated[str, typer.Argument(help="The request's instruction.")]
+    input: Annotated[str, typer.Option("--input", help="The request's input.")] = ""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """How demonstrations are chosen, an option group (see `command`); None leaves the setting
+    (`k`, `min_task_score`) or the selector's own default."""
+
+    k: Annotated[int | None, typer.Option("-k", min=0, help="How many demonstrations (default 2).")] = None
     where: Annotated[str | None, typer.Option(help="JSON metadata filter, e.g. '{\"lang\": \"en\"}'.")] = None
     mmr: Annotated[bool, typer.Option(help="Prefer diverse demonstrations (maximal marginal relevance).")] = False
     content_weight: Annotated[
@@ -66,21 +73,16 @@ class Selection:
         ),
     ] = None
 
-    def selector(
-        self,
-        store: ExampleVectorStore,
-        k: int,
-        count_tokens: Callable[[str], int] | None = None,
-        *,
-        min_task_score: float | None = None,
-    ) -> BaseExampleSelector:
-        """The store's selector (`selector_for_store`) with these settings; `min_task_score` is the
-        resolved setting (the flag, else `ICL_RETRIEVER_MIN_TASK_SCORE` or the config file)."""
+    def selector(self, target: Target, **flags: Any) -> tuple[Settings, BaseExampleSelector]:
+        """The settings (`target.settings` with -k, --min-task-score and `flags` on top) and the selector
+        (`selector_for_store`) of the index they name, with these flags; bad flags fail here."""
         from icl_retriever.selectors import selector_for_store
         from icl_retriever.task_embedder import TaskEmbedder
 
-        given = {field.name: getattr(self, field.name) for field in fields(self) if field.name not in ("where", "mmr")}
-        given["min_task_score"] = min_task_score if min_task_score is not None else self.min_task_score
+        config = target.settings(k=self.k, min_task_score=self.min_task_score, **flags)
+        store = config.open_store(timeout=target.timeout)
+        given = {field.name: getattr(self, field.name) for field in fields(self) if field.name not in ("k", "where", "mmr")}
+        given["min_task_score"] = config.min_task_score  # the flag, else ICL_RETRIEVER_MIN_TASK_SCORE or the config file
         # a flag not given is None; --balance-labels only counts when set
         options: dict[str, Any] = {name: value for name, value in given.items() if value is not None and value is not False}
         misplaced = [f"--{name.replace('_', '-')}" for name in TASK_ONLY if name in options]
@@ -89,27 +91,5 @@ class Selection:
                 f"{', '.join(misplaced)} tune the task selector, but index '{store.name}' uses {store.fingerprint}. "
                 "Drop them, or re-index the pool with `icl-retriever index POOL --embedder task --rebuild`."
             )
-        if count_tokens is not None:
-            options["count_tokens"] = count_tokens
-        return selector_for_store(store, k=k, where=parse_where(self.where), mmr=self.mmr, **options)
+        return config, selector_for_store(store, k=config.k, where=parse_where(self.where), mmr=self.mmr, **options)
 
-
-def selection_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a command the `Selection` flags; it receives them as one `selection` argument."""
-    names = [field.name for field in fields(Selection)]
-    hints = inspect.get_annotations(Selection, eval_str=True)
-    added = [
-        inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=hints[field.name])
-        for field in fields(Selection)
-    ]
-    signature = inspect.signature(command, eval_str=True)
-    own = [param for name, param in signature.parameters.items() if name != "selection"]
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        selection = Selection(**{name: kwargs.pop(name) for name in names})
-        return command(*args, selection=selection, **kwargs)
-
-    wrapper.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {**{p.name: p.annotation for p in own}, **{p.name: p.annotation for p in added}}
-    return wrapper

@@ -2,40 +2,53 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any
 
 import typer
 
 from icl_retriever.cli._app import (
-    DEFAULT_TIMEOUT,
     Backend,
-    InputOption,
-    InstructionArgument,
     JsonOption,
-    KOption,
-    NameOption,
-    StoreOption,
-    TimeoutOption,
-    UrlOption,
-    app,
-    handle_errors,
+    Target,
+    command,
     print_json,
-    settings,
 )
-from icl_retriever.cli._selection import Selection, selection_options
+from icl_retriever.cli._selection import Request, Selection
 
 
-@app.command()
-@selection_options
-@handle_errors
+@dataclass(frozen=True)
+class Engine:
+    """The in-process vLLM engine's settings, an option group (see `command`); None leaves vLLM's default."""
+
+    dtype: Annotated[
+        str | None,
+        typer.Option(help="vLLM weights and activations: bfloat16, float16 or float32 (default: bfloat16 where "
+                     "the hardware computes it, else float32)."),
+    ] = None
+    gpu_memory: Annotated[
+        float | None,
+        typer.Option(min=0.01, max=1.0, help="vLLM: share of GPU memory (on CPU: of RAM) for weights and KV cache "
+                     "(default 0.9 on GPU, 0.3 on CPU)."),
+    ] = None
+    enforce_eager: Annotated[
+        bool | None,
+        typer.Option("--enforce-eager/--no-enforce-eager",
+                     help="vLLM: run eagerly (the default); --no-enforce-eager captures CUDA graphs, worth it for long GPU runs."),
+    ] = None
+
+    def options(self) -> dict[str, Any]:
+        """The given settings, as `make_generator`'s engine options (`VLLMGenerator`'s arguments)."""
+        given = asdict(self)
+        given["gpu_memory_utilization"] = given.pop("gpu_memory")
+        return {option: value for option, value in given.items() if value is not None}
+
+
+@command()
 def ask(
-    instruction: InstructionArgument,
+    request: Request,
     selection: Selection,
-    input: InputOption = "",
-    k: KOption = None,
-    store: StoreOption = None,
-    name: NameOption = None,
-    url: UrlOption = None,
+    target: Target,
     backend: Annotated[
         Backend | None,
         typer.Option(help="vllm (in-process, the default), openai (a running `vllm serve`) or transformers."),
@@ -50,22 +63,8 @@ def ask(
     ] = None,
     max_tokens: Annotated[int, typer.Option(min=1, help="Most new tokens in the answer.")] = 32,
     temperature: Annotated[float, typer.Option(min=0.0, help="Sampling temperature; 0 = greedy.")] = 0.0,
-    dtype: Annotated[
-        str | None,
-        typer.Option(help="vLLM weights and activations: bfloat16, float16 or float32 (default: bfloat16 where "
-                     "the hardware computes it, else float32)."),
-    ] = None,
-    gpu_memory: Annotated[
-        float | None,
-        typer.Option(min=0.01, max=1.0, help="vLLM: share of GPU memory (on CPU: of RAM) for weights and KV cache "
-                     "(default 0.9 on GPU, 0.3 on CPU)."),
-    ] = None,
-    enforce_eager: Annotated[
-        bool | None,
-        typer.Option("--enforce-eager/--no-enforce-eager",
-                     help="vLLM: run eagerly (the default); --no-enforce-eager captures CUDA graphs, worth it for long GPU runs."),
-    ] = None,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
+    *,
+    engine: Engine,
     json_out: JsonOption = False,
 ) -> None:
     """Answer a request with k demonstrations of the same task from an index.
@@ -75,22 +74,15 @@ def ask(
     from icl_retriever.generators import VLLMGenerator, make_generator
     from icl_retriever.pipeline import ICLPipeline
 
-    config = settings(
-        store=store, name=name, url=url, k=k, backend=backend, model=model, min_task_score=selection.min_task_score
-    )
     # bad flags fail before the engine starts
-    selector = selection.selector(config.open_store(timeout=timeout), config.k, min_task_score=config.min_task_score)
-    engine = {"dtype": dtype, "gpu_memory_utilization": gpu_memory, "enforce_eager": enforce_eager}
-    generator = make_generator(
-        config.backend, config.model, base_url, timeout=timeout,
-        **{option: value for option, value in engine.items() if value is not None},
-    )
+    config, selector = selection.selector(target, backend=backend, model=model)
+    generator = make_generator(config.backend, config.model, base_url, timeout=target.timeout, **engine.options())
     try:
         tokenizer = generator.tokenizer
         if tokenizer is not None:  # --token-budget counts the generator's tokens
             selector.count_tokens = lambda text: len(tokenizer.encode(text, add_special_tokens=False))
         result = ICLPipeline(selector, generator, max_tokens=max_tokens, temperature=temperature).answer(
-            instruction, input
+            request.instruction, request.input
         )
     finally:
         if isinstance(generator, VLLMGenerator):

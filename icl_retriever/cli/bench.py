@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from icl_retriever.cli._app import Backend, JsonOption, bench_app, handle_errors, print_json, settings
+from icl_retriever.cli._app import Backend, JsonOption, bench_app, command, print_json, settings
 
 
-#: `bench abstention` and `bench balance` read iclmix dev under the data folder unless told (never its test ids).
-DevPoolOption = Annotated[
-    Path | None, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers (default: DATA_DIR/iclmix/pool.jsonl).")
-]
-DevQueriesOption = Annotated[
-    Path | None, typer.Option("--queries", help="File of query ids, dev only, never test (default: DATA_DIR/iclmix/dev_ids.txt).")
-]
-CacheOption = Annotated[Path | None, typer.Option(help="Embedded-pool cache folder (default: the one `bench icl` uses).")]
+@dataclass(frozen=True)
+class DevQueries:
+    """What `bench abstention` and `bench balance` run on, an option group (see `command`): iclmix dev
+    under the data folder unless told (never its test ids)."""
+
+    pool: Annotated[
+        Path | None,
+        typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers (default: DATA_DIR/iclmix/pool.jsonl)."),
+    ] = None
+    queries: Annotated[
+        Path | None,
+        typer.Option("--queries", help="File of query ids, dev only, never test (default: DATA_DIR/iclmix/dev_ids.txt)."),
+    ] = None
+    requests: Annotated[
+        Path | None,
+        typer.Option(
+            "--requests",
+            help="JSONL {id, instruction, input}: the queries in other words (`abstention` scores them, never fits on them).",
+        ),
+    ] = None
+    cache: Annotated[
+        Path | None, typer.Option(help="Embedded-pool cache folder (default: the one `bench icl` uses).")
+    ] = None
+
+    def read(self) -> tuple[Path, list[str], dict[str, tuple[str, str]] | None]:
+        """The pool file, the query ids and the other wordings (None: the pool's own)."""
+        from icl_retriever.bench.icl_data import read_query_ids, read_requests
+
+        config = settings()
+        pool = self.pool if self.pool is not None else config.data_file("iclmix/pool.jsonl", "--pool")
+        queries = self.queries if self.queries is not None else config.data_file("iclmix/dev_ids.txt", "--queries")
+        return pool, read_query_ids(queries), None if self.requests is None else read_requests(self.requests)
 
 
-def _dev_files(pool: Path | None, queries: Path | None) -> tuple[Path, Path]:
-    config = settings()
-    return (
-        pool if pool is not None else config.data_file("iclmix/pool.jsonl", "--pool"),
-        queries if queries is not None else config.data_file("iclmix/dev_ids.txt", "--queries"),
-    )
-
-
-@bench_app.command("icl")
-@handle_errors
+@command("icl", parent=bench_app)
 def icl(
     pool: Annotated[Path, typer.Option("--pool", help="Pool JSONL with id, task, instruction, input, answers.")],
     queries: Annotated[Path, typer.Option("--queries", help="File of query ids, one per line.")],
@@ -110,8 +126,7 @@ def icl(
         typer.echo(f"Wrote {', '.join(str(path) for path in paths.values())}")
 
 
-@bench_app.command("ieb")
-@handle_errors
+@command("ieb", parent=bench_app)
 def ieb(
     model: Annotated[
         Path | None,
@@ -167,8 +182,7 @@ def ieb(
 
 
 
-@bench_app.command("tasks")
-@handle_errors
+@command("tasks", parent=bench_app)
 def tasks(
     name: Annotated[str, typer.Option("--name", help="Index of a pool whose examples all carry `task`.")],
     store: Annotated[Path, typer.Option("--store", help="Folder that holds the index.")] = Path("stores"),
@@ -204,8 +218,7 @@ def tasks(
         typer.echo(markdown)
 
 
-@bench_app.command("tasks-threshold")
-@handle_errors
+@command("tasks-threshold", parent=bench_app)
 def tasks_threshold(
     pool: Annotated[Path, typer.Option("--pool", help="The built-in pool (or another labelled pool).")] = Path(
         "examples/pool.jsonl"
@@ -236,19 +249,12 @@ def tasks_threshold(
     typer.echo(markdown)
 
 
-@bench_app.command("abstention")
-@handle_errors
+@command("abstention", parent=bench_app)
 def abstention(
-    pool: DevPoolOption = None,
-    queries: DevQueriesOption = None,
-    requests: Annotated[
-        Path | None,
-        typer.Option("--requests", help="JSONL {id, instruction, input}: the queries in other words, scored, never fit on."),
-    ] = None,
+    dev: DevQueries,
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Demonstrations per query.")] = 2,
     folds: Annotated[int, typer.Option(min=2, help="Task folds for the held-out (cross-fit) numbers.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the task folds.")] = 0,
-    cache: CacheOption = None,
     save_calibration: Annotated[
         Path | None,
         typer.Option(help="Write the calibration fit on all queries (pool wording) here, e.g. "
@@ -265,15 +271,11 @@ def abstention(
     """
     from icl_retriever.bench import _report
     from icl_retriever.bench.abstention import abstention_markdown, run_abstention, write_results
-    from icl_retriever.bench.icl_data import read_query_ids, read_requests
     from icl_retriever.cli._app import log
 
-    pool, queries = _dev_files(pool, queries)
+    pool, query_ids, requests = dev.read()
     header = _report.provenance(seed=seed)
-    results, calibration = run_abstention(
-        pool, read_query_ids(queries), requests=None if requests is None else read_requests(requests),
-        k=k, folds=folds, seed=seed, cache=cache,
-    )
+    results, calibration = run_abstention(pool, query_ids, requests=requests, k=k, folds=folds, seed=seed, cache=dev.cache)
     if save_calibration is not None:
         calibration.model_copy(update={"fit": {**calibration.fit, "command": header["command"]}}).save(save_calibration)
         log(f"Wrote {save_calibration}")
@@ -283,16 +285,10 @@ def abstention(
     typer.echo(markdown.split("\n## Threshold sweep")[0])
 
 
-@bench_app.command("balance")
-@handle_errors
+@command("balance", parent=bench_app)
 def balance(
-    pool: DevPoolOption = None,
-    queries: DevQueriesOption = None,
-    requests: Annotated[
-        Path | None, typer.Option("--requests", help="JSONL {id, instruction, input}: the queries in other words.")
-    ] = None,
+    dev: DevQueries,
     k: Annotated[int, typer.Option("-k", "--k", min=2, help="Demonstrations per query.")] = 2,
-    cache: CacheOption = None,
     out: Annotated[Path, typer.Option(help="Folder for results.json and results.md.")] = Path("out/bench-balance"),
 ) -> None:
     """How often the demonstrations have different outputs, with and without --balance-labels.
@@ -302,14 +298,11 @@ def balance(
     """
     from icl_retriever.bench import _report
     from icl_retriever.bench.abstention import balance_markdown, run_balance, write_results
-    from icl_retriever.bench.icl_data import read_query_ids, read_requests
     from icl_retriever.cli._app import log
 
-    pool, queries = _dev_files(pool, queries)
+    pool, query_ids, requests = dev.read()
     header = _report.provenance()
-    results = run_balance(
-        pool, read_query_ids(queries), requests=None if requests is None else read_requests(requests), k=k, cache=cache
-    )
+    results = run_balance(pool, query_ids, requests=requests, k=k, cache=dev.cache)
     markdown = balance_markdown(results, header["command"])
     for path in write_results(out, results, header, markdown):
         log(f"Wrote {path}")

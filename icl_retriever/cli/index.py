@@ -9,36 +9,24 @@ import typer
 
 from icl_retriever.cli._app import (
     DEFAULT_MAX_FIELD_CHARS,
-    DEFAULT_TIMEOUT,
     EmbedderKind,
-    InputOption,
-    InstructionArgument,
-    KOption,
     JsonOption,
-    NameOption,
-    StoreOption,
-    TimeoutOption,
-    UrlOption,
-    app,
-    handle_errors,
+    Target,
+    command,
     log,
     print_json,
-    settings,
 )
-from icl_retriever.cli._selection import Selection, selection_options
+from icl_retriever.cli._selection import Request, Selection
 
 if TYPE_CHECKING:
     from icl_retriever.settings import Settings
     from icl_retriever.store import ExampleStore
 
 
-@app.command()
-@handle_errors
+@command()
 def index(
     pool: Annotated[Path, typer.Argument(help="Pool file: JSONL (one example per line) or a JSON array.")],
-    store: StoreOption = None,
-    name: Annotated[str | None, typer.Option("--name", help="Index name (default: the pool file's stem).")] = None,
-    url: UrlOption = None,
+    target: Target,
     embedder: Annotated[
         EmbedderKind | None,
         typer.Option(
@@ -51,7 +39,6 @@ def index(
     skip_invalid: Annotated[bool, typer.Option(help="Index the valid records and report the others.")] = False,
     rebuild: Annotated[bool, typer.Option(help="Re-embed everything, e.g. to switch embedders.")] = False,
     max_field_chars: Annotated[int, typer.Option(help="Longest accepted text field.")] = DEFAULT_MAX_FIELD_CHARS,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
     json_out: JsonOption = False,
 ) -> None:
     """Validate a pool file and index it; re-indexing adds only new or changed examples.
@@ -67,33 +54,32 @@ def index(
     loaded = load_pool(pool, skip_invalid=skip_invalid, max_field_chars=max_field_chars)
     for issue in loaded.skipped:
         log(f"skipped {issue}")
-    config = settings(store=store, name=name or pool.stem, url=url, embedder=embedder)
-    name = config.name
+    config = target.settings(name=target.name or pool.stem, embedder=embedder)
     # Rate and time left on stderr; one update per committed chunk.
     with tqdm(total=len(loaded.examples), desc="indexing", unit="ex", disable=None) as bar:
         if rebuild:
-            target, report = ExampleStore.rebuild(
-                load_embedder(config.embedder, model), name, loaded.examples, config.store, config.url,
-                progress=bar.update, timeout=timeout,
+            store, report = ExampleStore.rebuild(
+                load_embedder(config.embedder, model), config.name, loaded.examples, config.store, config.url,
+                progress=bar.update, timeout=target.timeout,
             )
         else:
-            target = _open_or_create(config, embedder is not None, model, timeout)
-            report = target.index(loaded.examples, progress=bar.update)
+            store = _open_or_create(config, embedder is not None, model, target.timeout)
+            report = store.index(loaded.examples, progress=bar.update)
     summary = {
-        "store": target.location,
-        "name": name,
+        "store": store.location,
+        "name": config.name,
         "added": report.added,
         "updated": report.updated,
         "unchanged": report.unchanged,
         "invalid": len(loaded.skipped),
-        "count": target.count,
+        "count": store.count,
     }
     if json_out:
         print_json(summary)
     else:
         typer.echo(
-            f"Indexed {pool} into {target.location}: {report.added} added, {report.updated} updated, "
-            f"{report.unchanged} unchanged, {len(loaded.skipped)} invalid; {target.count} examples in the index."
+            f"Indexed {pool} into {store.location}: {report.added} added, {report.updated} updated, "
+            f"{report.unchanged} unchanged, {len(loaded.skipped)} invalid; {store.count} examples in the index."
         )
 
 
@@ -111,29 +97,16 @@ def _open_or_create(config: Settings, embedder_given: bool, model: str | None, t
     return ExampleStore(load_embedder(config.embedder, model), config.name, config.store, config.url, timeout=timeout)
 
 
-@app.command()
-@selection_options
-@handle_errors
-def select(
-    instruction: InstructionArgument,
-    selection: Selection,
-    input: InputOption = "",
-    k: KOption = None,
-    store: StoreOption = None,
-    name: NameOption = None,
-    url: UrlOption = None,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    json_out: JsonOption = False,
-) -> None:
+@command()
+def select(request: Request, selection: Selection, target: Target, json_out: JsonOption = False) -> None:
     """Print the demonstrations chosen for a request, most similar last.
 
     Example: icl-retriever select "Is this review positive or negative?" --input "Loved it."
     """
     from icl_retriever.example import shorten
 
-    config = settings(store=store, name=name, url=url, k=k, min_task_score=selection.min_task_score)
-    selector = selection.selector(config.open_store(timeout=timeout), config.k, min_task_score=config.min_task_score)
-    demos = selector.select_examples({"instruction": instruction, "input": input})
+    config, selector = selection.selector(target)
+    demos = selector.select_examples({"instruction": request.instruction, "input": request.input})
     if json_out:
         print_json({"demonstrations": demos})
         return
@@ -153,20 +126,13 @@ def select(
         typer.echo(f"    output:      {shorten(demo['output'])}")
 
 
-@app.command()
-@handle_errors
-def info(
-    store: StoreOption = None,
-    name: NameOption = None,
-    url: UrlOption = None,
-    timeout: TimeoutOption = DEFAULT_TIMEOUT,
-    json_out: JsonOption = False,
-) -> None:
+@command()
+def info(target: Target, json_out: JsonOption = False) -> None:
     """Describe an index: size, embedder fingerprint and dimension (no model is loaded)."""
     from icl_retriever.store import ExampleStore
 
-    config = settings(store=store, name=name, url=url)
-    data = ExampleStore.describe(config.name, config.store, config.url, timeout=timeout)
+    config = target.settings()
+    data = ExampleStore.describe(config.name, config.store, config.url, timeout=target.timeout)
     if json_out:
         print_json(data)
     else:

@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
-from icl_retriever.cli._app import JsonOption, app, handle_errors, log, print_json
+from icl_retriever.cli._app import JsonOption, command, log, print_json
 
 
-@app.command()
-@handle_errors
+@command()
 def label(
     pool: Annotated[Path, typer.Argument(help="Pool file: JSONL (one example per line) or a JSON array.")],
     out: Annotated[

@@ -7,17 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from icl_retriever.cli._app import (
-    JsonOption,
-    NameOption,
-    StoreOption,
-    UrlOption,
-    app,
-    handle_errors,
-    log,
-    print_json,
-    settings,
-)
+from icl_retriever.cli._app import JsonOption, Target, command, log, print_json
 
 # Mirrors of `icl_retriever.tasks` values (numpy, sklearn: too heavy to import while parsing);
 # tests/test_cli_startup.py checks they match.
@@ -34,12 +24,9 @@ ThresholdOption = Annotated[
 ]
 
 
-@app.command()
-@handle_errors
+@command()
 def tasks(
-    store: StoreOption = None,
-    name: NameOption = None,
-    url: UrlOption = None,
+    target: Target,
     threshold: ThresholdOption = DEFAULT_THRESHOLD,
     plot: Annotated[
         Path | None, typer.Option(help="Write a heatmap PNG of the similarity between the largest tasks.")
@@ -56,7 +43,7 @@ def tasks(
     from icl_retriever.example import shorten
     from icl_retriever.tasks import discover_tasks, plot_task_similarity
 
-    task_map = discover_tasks(settings(store=store, name=name, url=url).open_store(), threshold=threshold)
+    task_map = discover_tasks(target.open_store(), threshold=threshold)
     if plot is not None:
         log(f"Wrote the task-similarity heatmap to {plot_task_similarity(task_map, plot)}.")
     if json_out:
@@ -80,13 +67,10 @@ def tasks(
         typer.echo("    " + ", ".join(group))
 
 
-@app.command()
-@handle_errors
+@command()
 def sample(
     n: Annotated[int, typer.Option("--n", min=1, help="How many examples to choose.")],
-    store: StoreOption = None,
-    name: NameOption = None,
-    url: UrlOption = None,
+    target: Target,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the chosen examples as JSONL.")] = None,
     method: Annotated[
         SampleMethod,
@@ -105,7 +89,7 @@ def sample(
     from icl_retriever.pool import write_pool
     from icl_retriever.tasks import sample_examples
 
-    report = sample_examples(settings(store=store, name=name, url=url).open_store(), n, method=method, threshold=threshold, seed=seed)
+    report = sample_examples(target.open_store(), n, method=method, threshold=threshold, seed=seed)
     if out is not None:
         write_pool(out, report.examples)
         log(f"Wrote {len(report.ids)} examples to {out}.")

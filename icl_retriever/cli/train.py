@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from icl_retriever.cli._app import JsonOption, app, handle_errors, log, print_json, settings
+from icl_retriever.cli._app import JsonOption, command, log, print_json, settings
 
 
-@app.command()
-@handle_errors
+@dataclass(frozen=True)
+class Recipe:
+    """How the adapter is trained, an option group (see `command`): the `TrainArgs` fields of the same names."""
+
+    batch_size: Annotated[int, typer.Option(min=2, help="Triplets per batch (in-batch negatives grow with it).")] = 64
+    epochs: Annotated[float, typer.Option(min=0.0, help="Passes over the triplets.")] = 1.0
+    max_steps: Annotated[int, typer.Option(help="Stop after N optimizer steps (smoke runs); -1 = use --epochs.")] = -1
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate for the LoRA weights.")] = 3e-4
+    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank (query/key/value/dense of every layer).")] = 16
+    temperature: Annotated[float, typer.Option(min=0.001, help="Softmax temperature of the contrastive loss.")] = 0.05
+    seed: Annotated[int, typer.Option(help="Seed for labels split, sampling, initialisation and batches.")] = 42
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads (1 is faster when cores are shared).")] = None
+    limit: Annotated[int | None, typer.Option(min=4, help="Use only the first N instructions (smoke runs).")] = None
+
+
+@command()
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (a trained PIE folder; re-running resumes).")],
     data: Annotated[
@@ -55,15 +70,8 @@ def train(
             "Default: none for MiniLM, pie for smollm2."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=2, help="Triplets per batch (in-batch negatives grow with it).")] = 64,
-    epochs: Annotated[float, typer.Option(min=0.0, help="Passes over the triplets.")] = 1.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after N optimizer steps (smoke runs); -1 = use --epochs.")] = -1,
-    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate for the LoRA weights.")] = 3e-4,
-    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank (query/key/value/dense of every layer).")] = 16,
-    temperature: Annotated[float, typer.Option(min=0.001, help="Softmax temperature of the contrastive loss.")] = 0.05,
-    seed: Annotated[int, typer.Option(help="Seed for labels split, sampling, initialisation and batches.")] = 42,
-    threads: Annotated[int | None, typer.Option(help="torch CPU threads (1 is faster when cores are shared).")] = None,
-    limit: Annotated[int | None, typer.Option(min=4, help="Use only the first N instructions (smoke runs).")] = None,
+    *,
+    recipe: Recipe,
     ieb: Annotated[
         Path | None, typer.Option(help="IEB folder: evaluate the result with `bench ieb` and store it in eval.json.")
     ] = None,
@@ -105,16 +113,8 @@ def train(
         max_length=config.train_max_length,
         pooling=pooling,
         template=template,
-        batch_size=batch_size,
-        epochs=epochs,
-        max_steps=max_steps,
-        learning_rate=learning_rate,
-        lora_r=lora_r,
-        temperature=temperature,
-        seed=seed,
-        threads=threads,
-        limit=limit,
         ieb_data=ieb,
+        **asdict(recipe),
     )
     info = run_training(args)
     clean_checkpoints(out)

@@ -17,12 +17,16 @@ without task labels:
   their skeleton) are cut out, and what remains is the request's own wording of its task.
 - `word_overlap`: Jaccard overlap of two task texts' words, which keeps answer cues that sentence
   embeddings blur ("- A: more - B: less" against "more, less or no effect").
+- `answer_match`: whether a request names, or asks for, the answer an example gives: the same
+  task worded freshly still states its answer space ('Reply with one of: more, less or no effect',
+  'Answer "positive" or "negative"', 'Would you describe it as negative?'), and a sibling task
+  over the same texts answers in another one ("B", "Positive", "Negative").
 
 Example:
     >>> stats = TemplateStats()
     >>> stats.add(["Review: great stuff. Is this product review negative?"] * 3)
     >>> stats.skeleton("Review: awful, it broke. Is this product review negative?")
-    'review : ... is this product review negative ?'
+    '... . is this product review negative ?'
 """
 
 from __future__ import annotations
@@ -188,4 +192,48 @@ def word_overlap(query: str, candidates: Sequence[str], n: int = 1) -> np.ndarra
         theirs = grams(text)
         union = len(mine | theirs)
         out[i] = len(mine & theirs) / union if union else 0.0
+    return out
+
+
+#: Longest output (in words) that can be an answer a request names; longer ones are free text.
+ANSWER_WORDS = 3
+_AUXILIARY = frozenset(
+    "is are was were am do does did can could will would shall should may might must has have had".split()
+)
+_YES_NO = frozenset({"yes", "no", "true", "false"})
+_EDGE_PUNCTUATION = re.compile(r"^[\W_]+|[\W_]+$")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def _yes_no_question(request: str) -> bool:
+    """Whether the request's last question is a yes/no one: it opens with an auxiliary verb ("Is",
+    "Would", "Does" ...) and offers no alternatives ("... satisfied or dissatisfied?" does)."""
+    questions = [part.strip() for part in _SENTENCE.split(request) if part.strip().endswith("?")]
+    if not questions:
+        return False
+    words = re.findall(r"[A-Za-z']+", questions[-1])
+    return bool(words) and words[0].lower() in _AUXILIARY and " or " not in questions[-1]
+
+
+def answer_match(request: str, outputs: Sequence[str]) -> np.ndarray:
+    """1.0 for each output that the request names as an answer, else 0.0.
+
+    An output of at most `ANSWER_WORDS` words (punctuation at its ends dropped) is named when the
+    request contains it as a whole phrase in the same case ("positive" names "positive", not
+    "Positive": the case is part of the answer format), or when it is yes/no/true/false and the
+    request ends on a yes/no question. Longer outputs are free text and never match.
+
+    >>> answer_match('How does it sound? Answer "positive" or "negative".', ["positive", "Positive", "B", "Yes."]).tolist()
+    [1.0, 0.0, 0.0, 0.0]
+    >>> answer_match("Would you describe the review as negative?", ["No", "Negative"]).tolist()
+    [1.0, 0.0]
+    """
+    yes_no = _yes_no_question(request)
+    out = np.zeros(len(outputs))
+    for i, output in enumerate(outputs):
+        answer = _EDGE_PUNCTUATION.sub("", output.strip())
+        if not answer or len(answer.split()) > ANSWER_WORDS:
+            continue
+        named = re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", request) is not None
+        out[i] = float(named or (yes_no and answer.lower() in _YES_NO))
     return out

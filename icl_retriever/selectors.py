@@ -39,7 +39,7 @@ from icl_retriever.embedders import SemanticEmbedder
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
 from icl_retriever.bm25 import BM25Index, content_text
-from icl_retriever.lexical import strip_shared_content, task_text, word_overlap
+from icl_retriever.lexical import answer_match, strip_shared_content, task_text, word_overlap
 from icl_retriever.task_embedder import TaskEmbedder
 from icl_retriever.task_score import TaskScoreCalibration, default_calibration, task_features
 from icl_retriever.vectorstore import ExampleVectorStore, Hit
@@ -196,7 +196,9 @@ class TaskExampleSelector(_StoreSelector):
        examples by content (`lexical.strip_shared_content`).
     2. The `fetch_k` nearest examples under `task cosine + content_weight x content cosine`.
     3. Each scored `own = task cosine + content_weight x content cosine + overlap_weight x word
-       overlap` of the task wordings (`lexical.word_overlap`, unigrams and bigrams averaged).
+       overlap` of the task wordings (`lexical.word_overlap`, unigrams and bigrams averaged)
+       `+ answer_weight x answer match`: 1 when the request names the candidate's output as an
+       answer (`lexical.answer_match`: "Reply with more, less or no effect" names "less", not "B").
     4. Ranked by `score = own + group support`: the fetched examples that share one task wording
        (the same instruction, or the same template skeleton) form a task group, and its support is
        the sum of its `group_size` best `own` scores. A task that several fetched examples agree on
@@ -215,6 +217,8 @@ class TaskExampleSelector(_StoreSelector):
     """Weight of the content view's cosine: prefers examples whose input looks like the request's."""
     overlap_weight: float = Field(default=0.9, ge=0.0)
     """Weight of the word overlap of the task wordings (itself in [0, 1])."""
+    answer_weight: float = Field(default=0.4, ge=0.0)
+    """Weight of the answer match: whether the request names the candidate's output as an answer."""
     group_size: int = Field(default=3, ge=0)
     """How many of a task group's best fetched examples add up to its support (0: no grouping)."""
     strip_k: int = Field(default=10, ge=0)
@@ -276,13 +280,17 @@ class TaskExampleSelector(_StoreSelector):
         queries = [embedder.query_vector(t, c, self.content_weight) for t, c in zip(task_vectors, contents)]
         n = max(self.fetch_k, self._candidates_needed())
         found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=True)
-        return [self._score(*args) for args in zip(found, tasks, task_vectors, contents)]
+        views = [
+            RequestViews(f"{instruction}\n{text_input}", task, task_vector, content)
+            for (instruction, text_input), task, task_vector, content in zip(requests, tasks, task_vectors, contents)
+        ]
+        return [self._score(hits, request) for hits, request in zip(found, views)]
 
-    def _score(self, hits: list[Hit], task: str, task_vector: np.ndarray, content: np.ndarray) -> list[Hit]:
+    def _score(self, hits: list[Hit], request: RequestViews) -> list[Hit]:
         """One request's fetched candidates re-scored and ranked (steps 3 and 4 above)."""
         if not hits:
             return []
-        signals = self.signals(hits, task, task_vector, content)
+        signals = self.signals(hits, request)
         scores = signals.own + signals.support
         sure = self.calibration.probability(task_features(signals, self.group_size))
         ranked = [
@@ -293,20 +301,27 @@ class TaskExampleSelector(_StoreSelector):
         ranked = _mmr_by_score(ranked, self.lambda_mult) if self.mmr else ranked
         return balance_labels(ranked) if self.balance_labels else ranked
 
-    def signals(self, hits: list[Hit], task: str, task_vector: np.ndarray, content: np.ndarray) -> TaskSignals:
+    def signals(self, hits: list[Hit], request: RequestViews) -> TaskSignals:
         """What the ranking of one request's fetched candidates rests on (steps 3 and 4 above)."""
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         task_views, content_views = embedder.split(np.stack([hit.vector for hit in hits]))
         their_tasks = [hit.task_text or "" for hit in hits]
-        overlap = (word_overlap(task, their_tasks, 1) + word_overlap(task, their_tasks, 2)) / 2
-        task_cosine, content_cosine = task_views @ task_vector, content_views @ content
-        own = task_cosine + self.content_weight * content_cosine + self.overlap_weight * overlap
+        overlap = (word_overlap(request.task, their_tasks, 1) + word_overlap(request.task, their_tasks, 2)) / 2
+        task_cosine, content_cosine = task_views @ request.task_vector, content_views @ request.content
+        answer = answer_match(request.text, [hit.example.output for hit in hits])
+        own = (
+            task_cosine
+            + self.content_weight * content_cosine
+            + self.overlap_weight * overlap
+            + self.answer_weight * answer
+        )
         groups = [_group_of(hit) for hit in hits]  # no wording: a group of its own
         sizes = Counter(groups)
         return TaskSignals(
             task_cosine=task_cosine,
             content_cosine=content_cosine,
             overlap=overlap,
+            answer=answer,
             own=own,
             support=group_support(own, groups, self.group_size),
             group_count=np.array([sizes[group] for group in groups], dtype=np.float64),
@@ -388,6 +403,18 @@ def _mmr_by_score(hits: list[Hit], lambda_mult: float) -> list[Hit]:
 
 
 @dataclass(frozen=True)
+class RequestViews:
+    """One request as the task selector scores candidates against it."""
+
+    text: str
+    """The whole request: instruction and input."""
+    task: str
+    """Its task wording (`lexical.task_text`, or what `strip_shared_content` left of a whole prompt)."""
+    task_vector: np.ndarray
+    content: np.ndarray
+
+
+@dataclass(frozen=True)
 class TaskSignals:
     """Per fetched candidate of one request (arrays in fetch order): what `TaskExampleSelector`
     ranks by, and what its `task_score` is calibrated on."""
@@ -396,6 +423,8 @@ class TaskSignals:
     content_cosine: np.ndarray
     overlap: np.ndarray
     """Word overlap of the task wordings, unigrams and bigrams averaged, in [0, 1]."""
+    answer: np.ndarray
+    """`lexical.answer_match`: 1 where the request names the candidate's output as an answer."""
     own: np.ndarray
     support: np.ndarray
     """`group_support`: the sum of the candidate's task group's best `own` scores."""

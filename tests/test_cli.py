@@ -101,7 +101,9 @@ def test_task_selector_flags_reach_the_selector(task_store):
     from icl_retriever.selectors import TaskExampleSelector
     from icl_retriever.store import ExampleStore
 
-    options = {"content_weight": 0.0, "overlap_weight": 0.2, "group_size": 0, "fetch_k": 7, "token_budget": 40}
+    options = {
+        "content_weight": 0.0, "overlap_weight": 0.2, "answer_weight": 0.1, "group_size": 0, "fetch_k": 7, "token_budget": 40
+    }
     flags = [arg for key, value in options.items() for arg in (f"--{key.replace('_', '-')}", value)]
     result = invoke("select", *REQUEST, "--store", task_store, "--name", "small", "-k", "3", *flags, "--json")
     assert result.exit_code == 0, result.stderr

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from icl_retriever.lexical import TemplateStats, strip_shared_content, task_text, tokens, word_overlap
+from icl_retriever.lexical import TemplateStats, answer_match, strip_shared_content, task_text, tokens, word_overlap
 
 STORIES = [
     "Mia left her umbrella on the bus and walked home in the rain.",
@@ -84,3 +84,25 @@ def test_word_overlap_is_jaccard_ignoring_gaps(n, expected):
     candidates = ["... answer by more , less", "a : more ... b : less", "unrelated"]  # no bigram "more b"
     assert word_overlap(query, candidates, n) == pytest.approx(expected)
     assert word_overlap("", [""], 1).tolist() == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "outputs", "expected"),
+    [
+        # named in the same case, as a whole phrase; punctuation around the output does not count
+        ("Reply with one of: more, less or no effect", ["less", "no effect.", "B", "Less"], [1, 1, 0, 0]),
+        ('How does it sound? Answer "positive" or "negative".', ["positive", "Positive"], [1, 0]),
+        ("Is the sum odd?", ["odd", "oddly"], [1, 0]),  # a whole phrase, not a prefix
+        # a yes/no question names yes/no/true/false in any case
+        ("Title: Fine\nReview: ok.\nWould you describe the customer feedback above as negative?",
+         ["No", "Negative", "true."], [1, 0, 1]),
+        # a question that offers alternatives is not a yes/no one; nor is a wh-question
+        ("Would you say he was satisfied or dissatisfied?", ["Yes", "satisfied"], [0, 1]),
+        ("Why did Riley do this?", ["Yes"], [0]),
+        # free text (more than three words) never matches, even when the request quotes it
+        ("Is it the case that the cat sat on the mat?", ["the cat sat on the mat"], [0]),
+        ("Summarise this.", [], []),
+    ],
+)
+def test_answer_match_names_the_answers_a_request_asks_for(request_text, outputs, expected):
+    assert answer_match(request_text, outputs).tolist() == expected

@@ -17,7 +17,7 @@ from icl_retriever.selectors import (
     group_support,
     selector_for_store,
 )
-from icl_retriever.lexical import task_text, word_overlap
+from icl_retriever.lexical import answer_match, task_text, word_overlap
 from icl_retriever.store import ExampleStore
 from tests.conftest import ROOT, make_examples
 
@@ -262,7 +262,8 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
     for hit in selector.model_copy(update={"k": 20, "group_size": 0}).select_hits(request):
         task_view, content_view = task_embedder.split(hit.vector)
         overlap = sum(word_overlap(wording, [hit.task_text], n)[0] for n in (1, 2)) / 2
-        own[hit.example.id] = task_view[0] @ task_vector + 0.5 * content_view[0] @ content + 0.9 * overlap
+        answer = answer_match(f"{request['instruction']}\n", [hit.example.output])[0]
+        own[hit.example.id] = task_view[0] @ task_vector + 0.5 * content_view[0] @ content + 0.9 * overlap + 0.4 * answer
         assert hit.score == pytest.approx(own[hit.example.id], abs=1e-5)
     wordings = {hit.example.id: hit.task_text for hit in selector.model_copy(update={"k": 20}).select_hits(request)}
     for hit in hits:
@@ -331,3 +332,36 @@ def test_a_copy_with_another_filter_does_not_reuse_the_cached_ids(toy_store):
     assert {d["id"] for d in movies.select_examples(REQUEST)} <= {"ex1", "ex2", "ex4"}
     food = movies.model_copy(update={"where": {"topic": "food"}})  # shares the private cache dict
     assert {d["id"] for d in food.select_examples(REQUEST)} == {"ex0", "ex3"}
+
+
+PRODUCT_REVIEWS = [
+    ("Great kettle", "It boils fast and looks lovely on the counter.", False),
+    ("Broke in a week", "The handle snapped after six days. Avoid.", True),
+    ("Comfortable shoes", "I wear them all day and my feet never hurt.", False),
+    ("Faded colours", "After one wash the shirt looked ten years old.", True),
+    ("Does the job", "Cheap, sturdy and easy to assemble.", False),
+]
+
+
+def test_the_answer_a_request_names_picks_between_sibling_tasks(tmp_path, task_embedder):
+    """Two tasks over the same reviews answer in different words: "Positive"/"Negative", or
+    "Yes"/"No" to "is it negative?". A freshly worded yes/no request gets the yes/no task's
+    demonstrations, which the task and content cosines alone would not give it."""
+    pool = [
+        Example(instruction=f"Title: {title}\nReview: {text}\n{question}", output=answer, id=f"{task}{n}", task=task)
+        for n, (title, text, negative) in enumerate(PRODUCT_REVIEWS)
+        for task, question, answer in (
+            ("posneg", "Does this product review convey a negative or positive sentiment?", "Negative" if negative else "Positive"),
+            ("neg_yesno", "Is this product review negative?", "Yes" if negative else "No"),
+        )
+    ]
+    store = ExampleStore(task_embedder, "reviews", tmp_path)
+    store.index(pool)
+    request = {
+        "instruction": "Title: Loud fan\nReview: The fan rattles all night and the remote died.\n"
+        "Would you describe the customer feedback above as unfavourable?"
+    }
+    with_answers = TaskExampleSelector(store=store, k=2).select_examples(request)
+    assert [d["task"] for d in with_answers] == ["neg_yesno", "neg_yesno"]
+    without = TaskExampleSelector(store=store, k=2, answer_weight=0.0).select_examples(request)
+    assert [d["task"] for d in without] == ["posneg", "posneg"]

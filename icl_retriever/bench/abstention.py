@@ -32,7 +32,7 @@ from icl_retriever.bench import _report
 from icl_retriever.bench.icl import LogFn, _stderr, embedding_store
 from icl_retriever.bench.icl_data import IclRow, file_digest, load_rows, reworded
 from icl_retriever.errors import IclRetrieverError
-from icl_retriever.selectors import TaskExampleSelector
+from icl_retriever.selectors import RequestViews, TaskExampleSelector
 from icl_retriever.vectorstore import ExampleVectorStore, Hit
 from icl_retriever.task_score import FEATURES, TaskScoreCalibration, task_features
 
@@ -65,10 +65,10 @@ class Candidates:
 class _Recorder(TaskExampleSelector):
     """The task selector, keeping each request's ranked candidates with their features."""
 
-    def _score(self, hits: list[Hit], task: str, task_vector: np.ndarray, content: np.ndarray) -> list[Hit]:
-        ranked = super()._score(hits, task, task_vector, content)
+    def _score(self, hits: list[Hit], request: RequestViews) -> list[Hit]:
+        ranked = super()._score(hits, request)
         if hits:
-            features = task_features(self.signals(hits, task, task_vector, content), self.group_size)
+            features = task_features(self.signals(hits, request), self.group_size)
             row = {hit.example.key: i for i, hit in enumerate(hits)}
             self.__dict__.setdefault("_recorded", []).append((ranked, features[[row[h.example.key] for h in ranked]]))
         else:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from icl_retriever.settings import Settings
 
 #: Flags that only the task selector (an index built with the task embedder) understands.
-TASK_ONLY = ("content_weight", "overlap_weight", "group_size", "min_task_score", "balance_labels")
+TASK_ONLY = ("content_weight", "overlap_weight", "answer_weight", "group_size", "min_task_score", "balance_labels")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,12 @@ class Selection:
     overlap_weight: Annotated[
         float | None,
         typer.Option(min=0.0, help="Task selector: weight of the word overlap of the task wordings (default 0.9)."),
+    ] = None
+    answer_weight: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, help="Task selector: weight of the answer match, the request naming a candidate's output (default 0.4)."
+        ),
     ] = None
     group_size: Annotated[
         int | None,

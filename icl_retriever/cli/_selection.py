@@ -63,7 +63,7 @@ class Selection:
             min=0.0,
             max=1.0,
             help="Task selector: leave out demonstrations whose task_score (calibrated same-task probability) is "
-            "below this, answering with fewer or none (zero-shot) instead of another task's; 0.37 was chosen on "
+            "below this, answering with fewer or none (zero-shot) instead of another task's; 0.35 was chosen on "
             "iclmix dev for requests in the pool's own wording (README, Know your pool). Default: off.",
         ),
     ] = None

@@ -15,7 +15,8 @@ candidates of each query in three settings (leave-one-out; the query's whole tas
 pool; every example with the query's task wording removed, so that same-task candidates in other
 words are seen). Gold labels are used to fit and measure the calibration, never when selecting.
 It was fit at the selector's default weights; other `content_weight` / `overlap_weight` /
-`group_size` values change the group mean and leave the score less well calibrated.
+`answer_weight` / `group_size` values change the group mean and leave the score less well
+calibrated.
 
 Example:
     >>> calibration = TaskScoreCalibration(intercept=-1.0, weights=[1.0, 0.0, 2.0, 0.0])

@@ -280,10 +280,7 @@ class TaskExampleSelector(_StoreSelector):
         queries = [embedder.query_vector(t, c, self.content_weight) for t, c in zip(task_vectors, contents)]
         n = max(self.fetch_k, self._candidates_needed())
         found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=True)
-        views = [
-            RequestViews(f"{instruction}\n{text_input}", task, task_vector, content)
-            for (instruction, text_input), task, task_vector, content in zip(requests, tasks, task_vectors, contents)
-        ]
+        views = [RequestViews(*parts) for parts in zip(texts, tasks, task_vectors, contents)]
         return [self._score(hits, request) for hits, request in zip(found, views)]
 
     def _score(self, hits: list[Hit], request: RequestViews) -> list[Hit]:
@@ -407,7 +404,7 @@ class RequestViews:
     """One request as the task selector scores candidates against it."""
 
     text: str
-    """The whole request: instruction and input."""
+    """The whole request: instruction and input (`TaskEmbedder.text_for`, the content view's text)."""
     task: str
     """Its task wording (`lexical.task_text`, or what `strip_shared_content` left of a whole prompt)."""
     task_vector: np.ndarray

@@ -262,7 +262,7 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
     for hit in selector.model_copy(update={"k": 20, "group_size": 0}).select_hits(request):
         task_view, content_view = task_embedder.split(hit.vector)
         overlap = sum(word_overlap(wording, [hit.task_text], n)[0] for n in (1, 2)) / 2
-        answer = answer_match(f"{request['instruction']}\n", [hit.example.output])[0]
+        answer = answer_match(request["instruction"], [hit.example.output])[0]
         own[hit.example.id] = task_view[0] @ task_vector + 0.5 * content_view[0] @ content + 0.9 * overlap + 0.4 * answer
         assert hit.score == pytest.approx(own[hit.example.id], abs=1e-5)
     wordings = {hit.example.id: hit.task_text for hit in selector.model_copy(update={"k": 20}).select_hits(request)}

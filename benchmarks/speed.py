@@ -36,6 +36,7 @@ from benchmarks.speed_scale import (
     SYSTEMS,
     TASK,
     LangChainEmbeddings,
+    PoolTooSmall,
     interleaved_samples_ms,
     limit_threads,
     run_scale,
@@ -168,7 +169,9 @@ def scale_markdown(results: dict[str, Any]) -> str:
     smallest = results["sizes"][0]
     parts = [
         f"# Speed at {', '.join(map(str, results['sizes']))} examples",
-        f"{results['data']['mix']} (seed {results['data']['seed']}). {results['n_requests']} held-out requests "
+        f"{results['data']['mix']} (seed {results['data']['seed']}). Raw encoder: the same texts as each index "
+        "embeds, half encoded just before its build and half just after. "
+        f"{results['n_requests']} held-out requests "
         f"× {results['rounds']} rounds for select (systems timed in turn, in one process), k = {results['k']}; cold "
         f"start = median of {results['cold_runs']} fresh processes, each timed from before its spawn to its first "
         "selection printed; peak RSS = that process's own high-water RSS (`VmHWM`), median of the runs; a Chroma "
@@ -265,12 +268,15 @@ def main(
         write_builtin({**provenance(), **run(pool, requests, embedder, rounds)}, out or RESULTS / "speed")
         return
     settings = Settings()
-    results = run_scale(
-        parse_sizes(sizes),
-        iclmix or settings.data_file("iclmix/pool.jsonl", "--iclmix"),
-        ieb or settings.data_file("ieb/eft_train_unsup.json", "--ieb"),
-        n_requests=n_requests, rounds=rounds, cold_runs=cold_runs, seed=seed, server=server, work_dir=work_dir,
-    )
+    try:
+        results = run_scale(
+            parse_sizes(sizes),
+            iclmix or settings.data_file("iclmix/pool.jsonl", "--iclmix"),
+            ieb or settings.data_file("ieb/eft_train_unsup.json", "--ieb"),
+            n_requests=n_requests, rounds=rounds, cold_runs=cold_runs, seed=seed, server=server, work_dir=work_dir,
+        )
+    except PoolTooSmall as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sizes") from None
     write_scale({**provenance(seed=seed), **results}, out or RESULTS / "speed-scale")
 
 

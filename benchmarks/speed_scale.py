@@ -4,7 +4,8 @@ For each pool size, icl-retriever's task index and LangChain's `SemanticSimilari
 on langchain-chroma (same MiniLM weights, through `LangChainEmbeddings`) are measured on the same
 examples:
 
-- index: examples/s of building each index, and of the raw encoder alone on the same texts;
+- index: examples/s of building each index, and of the raw encoder alone on the same texts (two
+  calls, one half before the build and one after, `index_between_raw_halves`);
 - select p50/p95: latency of one selection, the systems timed in turn on each request;
 - cold start: from before a fresh Python process is spawned to its first selection printed, and
   that process's peak RSS (its `VmHWM`, read by the child after that selection: `ru_maxrss` of a
@@ -95,11 +96,15 @@ def mixed_examples(iclmix: Path, ieb: Path, seed: int) -> list[Any]:
     return examples
 
 
+class PoolTooSmall(ValueError):
+    """The mix holds fewer rows than the largest pool and its held-out requests need."""
+
+
 def split_pool(examples: Sequence[Any], largest: int, n_requests: int) -> tuple[list[Any], list[dict[str, str]]]:
     """The examples the pools are prefixes of, and `n_requests` requests made of rows after them
     (so held out of every pool)."""
     if largest + n_requests > len(examples):
-        raise ValueError(
+        raise PoolTooSmall(
             f"A pool of {largest} plus {n_requests} held-out requests needs {largest + n_requests} rows; the mix "
             f"holds {len(examples)}."
         )
@@ -136,15 +141,23 @@ def index_task(examples: Sequence[Any], folder: Path, embedder: Any) -> tuple[An
     return store, time.perf_counter() - start
 
 
-def raw_task_seconds(examples: Sequence[Any], store: Any, embedder: Any) -> float:
-    """The encoder alone on what the task index embeds: `embed_views` of the examples' task wordings
-    (from the index's template statistics, untimed) and contents, in one call."""
+def task_views(examples: Sequence[Any], embedder: Any) -> tuple[list[str], list[str]]:
+    """What the task index embeds: each example's task wording under the pool's template
+    statistics (counted as `ExampleStore.index` counts them for a new index) and its content."""
     from icl_retriever.lexical import TemplateStats, task_text
 
-    stats = TemplateStats.load(store.stats_path)
-    task_texts = [task_text(e.instruction, e.input, stats) for e in examples]
     contents = [embedder.text_for(e.instruction, e.input) for e in examples]
-    return seconds(lambda: embedder.embed_views(task_texts, contents))
+    stats = TemplateStats()
+    stats.add(contents, [e.content_hash for e in examples])
+    return [task_text(e.instruction, e.input, stats) for e in examples], contents
+
+
+def check_task_views(store: Any, examples: Sequence[Any], task_texts: Sequence[str], sample: int = 200) -> None:
+    """The raw encoder was timed on the texts the index holds (checked on a sample)."""
+    stored = {hit.example.key: hit.task_text for hit in store.get([e.key for e in examples[:sample]])}
+    for example, text in zip(examples[:sample], task_texts):
+        if stored[example.key] != text:
+            raise RuntimeError(f"Task wording of {example.key} differs from the index's: {stored[example.key]!r} != {text!r}")
 
 
 def chroma_settings() -> Any:
@@ -172,12 +185,22 @@ def index_langchain(examples: Sequence[Any], folder: Path, embeddings: LangChain
     return selector, time.perf_counter() - start
 
 
-def raw_langchain_seconds(examples: Sequence[Any], embedder: Any) -> float:
-    """The encoder alone on the texts LangChain's selector embeds, in one call."""
+def langchain_texts(examples: Sequence[Any]) -> list[str]:
+    """The texts LangChain's selector embeds for the examples."""
     from langchain_core.example_selectors import SemanticSimilarityExampleSelector
 
-    texts = [SemanticSimilarityExampleSelector._example_to_text(langchain_example(e), INPUT_KEYS) for e in examples]
-    return seconds(lambda: embedder.embed_documents(texts))
+    return [SemanticSimilarityExampleSelector._example_to_text(langchain_example(e), INPUT_KEYS) for e in examples]
+
+
+def index_between_raw_halves(build: Callable[[], tuple[Any, float]], encode: Callable[[int, int], Any], n: int) -> tuple[Any, float, float]:
+    """Build an index between the raw encoder's two halves of the same texts: the built index, its
+    seconds, and the raw encoder's (first half before the build + second half after, so that a load
+    change on the shared machine weighs on both alike)."""
+    half = n // 2
+    raw_s = seconds(lambda: encode(0, half))
+    built, index_s = build()
+    raw_s += seconds(lambda: encode(half, n))
+    return built, index_s, raw_s
 
 
 def index_row(n: int, index_s: float, raw_s: float) -> dict[str, float]:
@@ -414,10 +437,20 @@ def measure_size(
     n = len(examples)
     task_folder, langchain_folder = work / "icl-retriever", work / "langchain"
     log(f"[{n}] indexing")
-    task_store, task_s = index_task(examples, task_folder, embedders[TASK])
-    task_raw_s = raw_task_seconds(examples, task_store, embedders[TASK])
-    langchain, langchain_s = index_langchain(examples, langchain_folder, LangChainEmbeddings(embedders[LANGCHAIN]))
-    langchain_raw_s = raw_langchain_seconds(examples, embedders[LANGCHAIN])
+    task_embedder, semantic = embedders[TASK], embedders[LANGCHAIN]
+    task_texts, contents = task_views(examples, task_embedder)
+    task_store, task_s, task_raw_s = index_between_raw_halves(
+        lambda: index_task(examples, task_folder, task_embedder),
+        lambda a, b: task_embedder.embed_views(task_texts[a:b], contents[a:b]),
+        n,
+    )
+    check_task_views(task_store, examples, task_texts)
+    texts = langchain_texts(examples)
+    langchain, langchain_s, langchain_raw_s = index_between_raw_halves(
+        lambda: index_langchain(examples, langchain_folder, LangChainEmbeddings(semantic)),
+        lambda a, b: semantic.embed_documents(texts[a:b]),
+        n,
+    )
     result: dict[str, Any] = {
         "n_examples": n,
         "composition": composition(examples),

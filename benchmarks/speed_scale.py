@@ -436,7 +436,7 @@ def measure_size(
     """Index, select and cold-start both systems on one pool (embedded, then through servers)."""
     n = len(examples)
     task_folder, langchain_folder = work / "icl-retriever", work / "langchain"
-    log(f"[{n}] indexing")
+    log(f"[{n}] indexing: icl-retriever")
     task_embedder, semantic = embedders[TASK], embedders[LANGCHAIN]
     task_texts, contents = task_views(examples, task_embedder)
     task_store, task_s, task_raw_s = index_between_raw_halves(
@@ -445,6 +445,7 @@ def measure_size(
         n,
     )
     check_task_views(task_store, examples, task_texts)
+    log(f"[{n}] indexing: LangChain")
     texts = langchain_texts(examples)
     langchain, langchain_s, langchain_raw_s = index_between_raw_halves(
         lambda: index_langchain(examples, langchain_folder, LangChainEmbeddings(semantic)),
@@ -549,7 +550,7 @@ def run_scale(
     seed: int,
     server: bool,
     work_dir: Path | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = lambda line: print(time.strftime("%H:%M:%S"), line, flush=True),
 ) -> dict[str, Any]:
     """Every size in one process (ratios come from one run); results as written to results.json."""
     import torch

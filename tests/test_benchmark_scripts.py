@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks import abstention_accuracy, bm25_speed, generation_speed, speed
+from benchmarks import abstention_accuracy, bm25_speed, generation_speed, speed, speed_scale
 from icl_retriever.store import ExampleStore
 from tests.conftest import make_examples
 
@@ -109,14 +109,24 @@ def _check_scale_results(out: Path, data: dict[str, Any], modes: tuple[str, ...]
     assert (out / "speed-scale.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_speed_scale_measures_both_systems_embedded_and_writes_consistent_ratios(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def _fake_cold_start(spec: dict[str, Any]) -> dict[str, Any]:
+    """A cold start without its child process (~12 s each): numbers that differ by pool and system."""
+    size = next(int(part) for part in Path(spec["folder"]).parts if part.isdigit())
+    seconds = 5.0 + size / 10 + (1.0 if spec["system"] == speed.TASK else 0.0)
+    return {"cold_start_s": seconds, "peak_rss_mib": 600.0 + size, "child_import_s": 0.1, "child_open_s": seconds - 1,
+            "child_select_s": 0.2, "selected": ["a", "b"]}
+
+
+def test_speed_scale_measures_both_systems_embedded_and_writes_consistent_ratios(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(speed_scale, "cold_start_once", _fake_cold_start)  # the slow test below runs the real child
     out, data = _run_scale(tmp_path, "--no-server")
     _check_scale_results(out, data, ("embedded",))
     assert not data["server"]
+    assert data["runs"]["40"]["embedded"][speed.TASK]["cold_start_s_x_smallest"] == pytest.approx(10.0 / 8.0)
 
 
 @pytest.mark.slow
-def test_speed_scale_through_a_chroma_server_too(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_speed_scale_cold_starts_real_processes_embedded_and_through_chroma_servers(tmp_path) -> None:  # type: ignore[no-untyped-def]
     out, data = _run_scale(tmp_path)
     _check_scale_results(out, data, ("embedded", "server"))
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks import abstention_accuracy, bm25_speed, generation_speed, speed
+from benchmarks import abstention_accuracy, bm25_speed, generation_speed, speed, speed_scale
 from icl_retriever.store import ExampleStore
 from tests.conftest import make_examples
 
@@ -17,7 +20,11 @@ runner = CliRunner()
 @pytest.mark.parametrize(
     ("script", "options"),
     [
-        (speed, ["--pool", "--requests", "--embedder", "--rounds", "--out"]),
+        (
+            speed,
+            ["--pool", "--requests", "--embedder", "--rounds", "--sizes", "--n-requests", "--cold-runs", "--server",
+             "--iclmix", "--ieb", "--seed", "--threads", "--out"],
+        ),
         (bm25_speed, ["STORE", "--queries", "--old-queries", "--out"]),
         (generation_speed, ["--out", "--pool", "-n", "--max-tokens", "--model"]),
         (abstention_accuracy, ["--pool", "--queries", "--requests", "--cache", "--seed", "--out"]),
@@ -34,6 +41,103 @@ def test_help_lists_the_options_and_a_bad_flag_exits_2(script, options) -> None:
 def test_speed_rejects_an_unknown_embedder() -> None:
     result = runner.invoke(speed.app, ["--embedder", "bm25"])
     assert result.exit_code == 2 and "'bm25' is not one of" in result.output
+
+
+def _scale_data(folder: Path) -> tuple[Path, Path]:
+    """A tiny iclmix pool (40 rows, two tasks) and IEB instruction list (40)."""
+    folder.mkdir()
+    rows = [
+        {"id": f"m{i:03d}", "task": "sentiment", "family": "reviews", "collection": "toy", "role": "query",
+         "instruction": "", "input": f"Is this review positive?\nReview: product number {i} was {'great' if i % 2 else 'awful'}.\nAnswer:",
+         "answers": ["Yes" if i % 2 else "No"]}
+        for i in range(20)
+    ] + [
+        {"id": f"m{i:03d}", "task": "reverse", "family": "words", "collection": "toy", "role": "query",
+         "instruction": "Write the words in reverse order.", "input": f"alpha beta {i}", "answers": [f"{i} beta alpha"]}
+        for i in range(20, 40)
+    ]
+    iclmix = folder / "pool.jsonl"
+    iclmix.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ieb = folder / "eft_train_unsup.json"
+    ieb.write_text(json.dumps([f"Name {i} kinds of fruit that grow in {['Spain', 'Peru'][i % 2]}." for i in range(40)]))
+    return iclmix, ieb
+
+
+def _run_scale(tmp_path: Path, *extra: str) -> tuple[Path, dict[str, Any]]:
+    iclmix, ieb = _scale_data(tmp_path / "data")
+    out = tmp_path / "out"
+    result = runner.invoke(speed.app, [
+        "--sizes", "40,20", "--n-requests", "3", "--rounds", "1", "--cold-runs", "1", "--threads", "1",
+        "--iclmix", str(iclmix), "--ieb", str(ieb), "--work-dir", str(tmp_path), "--out", str(out), *extra,
+    ])
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "results.json").read_text())
+
+
+def _check_scale_results(out: Path, data: dict[str, Any], modes: tuple[str, ...]) -> None:
+    close = lambda a, b: math.isclose(a, b, rel_tol=1e-9)  # noqa: E731
+    assert data["sizes"] == [20, 40] and data["n_requests"] == 3 and data["torch_threads"] == 1
+    assert set(data["runs"]) == {"20", "40"}
+    for size, run in data["runs"].items():
+        assert sum(run["composition"].values()) == run["n_examples"] == int(size)
+        for name, row in run["index"].items():
+            assert close(row["index_examples_per_s"], int(size) / row["index_seconds"])
+            assert close(row["index_x_raw_encoder"], row["index_examples_per_s"] / row["raw_encoder_examples_per_s"])
+            assert close(row["index_x_langchain"], row["index_examples_per_s"] / run["index"][speed.LANGCHAIN]["index_examples_per_s"])
+        assert set(run) - {"n_examples", "composition", "index"} == set(modes)
+        for mode in modes:
+            assert set(run[mode]) == {speed.TASK, speed.LANGCHAIN}
+            for name, row in run[mode].items():
+                baseline, first = run[mode][speed.LANGCHAIN], data["runs"]["20"][mode][name]
+                assert 0 < row["select_p50_ms"] <= row["select_p95_ms"]
+                (cold,) = row["cold_start_runs"]  # --cold-runs 1: the median is that run
+                assert row["cold_start_s"] == cold["cold_start_s"] > cold["child_open_s"] + cold["child_select_s"]
+                assert row["peak_rss_mib"] == cold["peak_rss_mib"] > 100 and len(cold["selected"]) == 2
+                for key in ("select_p50_ms", "select_p95_ms", "cold_start_s", "peak_rss_mib"):
+                    assert close(row[f"{key}_x_langchain"], row[key] / baseline[key])
+                    assert close(row[f"{key}_x_smallest"], row[key] / first[key])
+                if mode == "server":
+                    assert row["server_peak_rss_mib"] > 0
+    targets = data["targets"]
+    assert len(targets) == 5 * len(modes) + 2
+    for target in targets:
+        assert target["holds"] == (target["value"] <= target["limit"] if target["at_most"] else target["value"] >= target["limit"])
+    assert close(targets[0]["value"], data["runs"]["40"][modes[0]][speed.TASK]["cold_start_s_x_smallest"])
+    markdown = (out / "results.md").read_text()
+    for heading in ("# Speed at 20, 40 examples", "## 20 examples", "## 40 examples", "## The issue's targets", "- command:"):
+        assert heading in markdown
+    assert (out / "speed-scale.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _fake_cold_start(spec: dict[str, Any]) -> dict[str, Any]:
+    """A cold start without its child process (~12 s each): numbers that differ by pool and system."""
+    size = next(int(part) for part in Path(spec["folder"]).parts if part.isdigit())
+    seconds = 5.0 + size / 10 + (1.0 if spec["system"] == speed.TASK else 0.0)
+    return {"cold_start_s": seconds, "peak_rss_mib": 600.0 + size, "child_import_s": 0.1, "child_open_s": seconds - 1,
+            "child_select_s": 0.2, "selected": ["a", "b"]}
+
+
+def test_speed_scale_measures_both_systems_embedded_and_writes_consistent_ratios(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(speed_scale, "cold_start_once", _fake_cold_start)  # the slow test below runs the real child
+    out, data = _run_scale(tmp_path, "--no-server")
+    _check_scale_results(out, data, ("embedded",))
+    assert not data["server"]
+    assert data["runs"]["40"]["embedded"][speed.TASK]["cold_start_s_x_smallest"] == pytest.approx(10.0 / 8.0)
+
+
+@pytest.mark.slow
+def test_speed_scale_cold_starts_real_processes_embedded_and_through_chroma_servers(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out, data = _run_scale(tmp_path)
+    _check_scale_results(out, data, ("embedded", "server"))
+
+
+def test_speed_scale_rejects_bad_sizes_and_a_mix_too_small(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert runner.invoke(speed.app, ["--sizes", "10,x"]).exit_code == 2
+    assert runner.invoke(speed.app, ["--sizes", "0"]).exit_code == 2
+    iclmix, ieb = _scale_data(tmp_path / "data")
+    result = runner.invoke(speed.app, ["--sizes", "79", "--n-requests", "3", "--iclmix", str(iclmix), "--ieb", str(ieb)])
+    message = " ".join(result.output.replace("│", " ").split())  # unwrapped from typer's error box
+    assert result.exit_code == 2 and "needs 82 rows; the mix holds 80" in message
 
 
 def test_bm25_speed_times_both_scorers_and_writes_its_results(tmp_path, semantic) -> None:  # type: ignore[no-untyped-def]

@@ -1,0 +1,595 @@
+"""Speed at pool scale for `python -m benchmarks.speed --sizes ...`, and its cold-start child.
+
+For each pool size, icl-retriever's task index and LangChain's `SemanticSimilarityExampleSelector`
+on langchain-chroma (same MiniLM weights, through `LangChainEmbeddings`) are measured on the same
+examples:
+
+- index: examples/s of building each index, and of the raw encoder alone on the same texts (two
+  calls, one half before the build and one after, `index_between_raw_halves`);
+- select p50/p95: latency of one selection, the systems timed in turn on each request;
+- cold start: from before a fresh Python process is spawned to its first selection printed, and
+  that process's peak RSS (its `VmHWM`, read by the child after that selection: `ru_maxrss` of a
+  child is not used because Linux carries the parent's high-water mark over fork and exec);
+
+the last two both on the embedded Chroma files and through a `chroma run` server on loopback.
+
+Pools are the first N of one deterministic mix (`mixed_examples`); the requests are rows held out
+of every pool. This module imports only the standard library at the top: the cold-start child
+(`python -m benchmarks.speed_scale SPEC_JSON`) imports it, and its start-up must cost what the
+system under test costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK = "icl-retriever task"
+LANGCHAIN = "langchain SemanticSimilarityExampleSelector"
+SYSTEMS = (TASK, LANGCHAIN)
+MODES = ("embedded", "server")
+#: Demonstrations per selection, and the request fields LangChain's selector embeds.
+K = 2
+INPUT_KEYS = ["instruction", "input"]
+LANGCHAIN_COLLECTION = "langchain"
+TASK_INDEX = "task"
+SERVER_START_TIMEOUT = 120.0
+
+
+class LangChainEmbeddings:
+    """Our MiniLM embedder behind LangChain's `Embeddings` interface, so both sides use the same model."""
+
+    def __init__(self, embedder: Any) -> None:
+        self.embedder = embedder
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed_documents(texts).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embedder.embed_query(text).tolist()
+
+
+def limit_threads(threads: int | None) -> None:
+    """Run torch (here and in every child started after this) on `threads` threads; None: its default.
+
+    On a shared, oversubscribed machine torch's default (one thread per core) spin-waits: a single
+    MiniLM query took ~490 ms on 2 threads against ~23 ms on 1 while other jobs held both cores.
+    """
+    if threads is None:
+        return
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+# --- pools and requests ---------------------------------------------------------------------
+
+
+def mixed_examples(iclmix: Path, ieb: Path, seed: int) -> list[Any]:
+    """Every iclmix row (output: its first accepted answer) and every IEB training instruction
+    (no reference output: output is the empty string), shuffled together with `seed`."""
+    from icl_retriever.bench.icl_data import load_rows
+    from icl_retriever.example import Example
+
+    examples = [row.example for row in load_rows(iclmix).values()]
+    instructions = json.loads(Path(ieb).read_text("utf-8"))
+    examples += [
+        Example(instruction=text, output="", id=f"ieb-{number:05d}", metadata={"collection": "IEB"})
+        for number, text in enumerate(instructions)
+        if text.strip()
+    ]
+    random.Random(seed).shuffle(examples)
+    return examples
+
+
+class PoolTooSmall(ValueError):
+    """The mix holds fewer rows than the largest pool and its held-out requests need."""
+
+
+def split_pool(examples: Sequence[Any], largest: int, n_requests: int) -> tuple[list[Any], list[dict[str, str]]]:
+    """The examples the pools are prefixes of, and `n_requests` requests made of rows after them
+    (so held out of every pool)."""
+    if largest + n_requests > len(examples):
+        raise PoolTooSmall(
+            f"A pool of {largest} plus {n_requests} held-out requests needs {largest + n_requests} rows; the mix "
+            f"holds {len(examples)}."
+        )
+    held_out = examples[largest : largest + n_requests]
+    return list(examples[:largest]), [{"instruction": e.instruction, "input": e.input} for e in held_out]
+
+
+def langchain_example(example: Any) -> dict[str, str]:
+    """An example as LangChain's selector stores it (a flat dict of strings)."""
+    return example.to_prompt_dict() | {"task": example.task or ""}
+
+
+def composition(examples: Sequence[Any]) -> dict[str, int]:
+    ieb = sum(1 for e in examples if (e.id or "").startswith("ieb-"))
+    return {"iclmix": len(examples) - ieb, "ieb": ieb}
+
+
+# --- indexing ---------------------------------------------------------------------------------
+
+
+def seconds(action: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def index_task(examples: Sequence[Any], folder: Path, embedder: Any) -> tuple[Any, float]:
+    """icl-retriever's task index of the examples in `folder/task`: the store and the seconds."""
+    from icl_retriever.store import ExampleStore
+
+    start = time.perf_counter()
+    store = ExampleStore(embedder, TASK_INDEX, folder)
+    store.index(examples)
+    return store, time.perf_counter() - start
+
+
+def task_views(examples: Sequence[Any], embedder: Any) -> tuple[list[str], list[str]]:
+    """What the task index embeds: each example's task wording under the pool's template
+    statistics (counted as `ExampleStore.index` counts them for a new index) and its content."""
+    from icl_retriever.lexical import TemplateStats, task_text
+
+    contents = [embedder.text_for(e.instruction, e.input) for e in examples]
+    stats = TemplateStats()
+    stats.add(contents, [e.content_hash for e in examples])
+    return [task_text(e.instruction, e.input, stats) for e in examples], contents
+
+
+def check_task_views(store: Any, examples: Sequence[Any], task_texts: Sequence[str], sample: int = 200) -> None:
+    """The raw encoder was timed on the texts the index holds (checked on a sample)."""
+    stored = {hit.example.key: hit.task_text for hit in store.get([e.key for e in examples[:sample]])}
+    for example, text in zip(examples[:sample], task_texts):
+        if stored[example.key] != text:
+            raise RuntimeError(f"Task wording of {example.key} differs from the index's: {stored[example.key]!r} != {text!r}")
+
+
+def chroma_settings() -> Any:
+    from chromadb.config import Settings
+
+    return Settings(anonymized_telemetry=False)  # as icl-retriever's own clients
+
+
+def index_langchain(examples: Sequence[Any], folder: Path, embeddings: LangChainEmbeddings) -> tuple[Any, float]:
+    """LangChain's selector built the way its documentation shows, persisted in `folder`."""
+    from langchain_chroma import Chroma
+    from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+
+    start = time.perf_counter()
+    selector = SemanticSimilarityExampleSelector.from_examples(
+        [langchain_example(e) for e in examples],
+        embeddings,
+        Chroma,
+        k=K,
+        input_keys=INPUT_KEYS,
+        collection_name=LANGCHAIN_COLLECTION,
+        persist_directory=str(folder),
+        client_settings=chroma_settings(),
+    )
+    return selector, time.perf_counter() - start
+
+
+def langchain_texts(examples: Sequence[Any]) -> list[str]:
+    """The texts LangChain's selector embeds for the examples."""
+    from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+
+    return [SemanticSimilarityExampleSelector._example_to_text(langchain_example(e), INPUT_KEYS) for e in examples]
+
+
+def index_between_raw_halves(build: Callable[[], tuple[Any, float]], encode: Callable[[int, int], Any], n: int) -> tuple[Any, float, float]:
+    """Build an index between the raw encoder's two halves of the same texts: the built index, its
+    seconds, and the raw encoder's (first half before the build + second half after, so that a load
+    change on the shared machine weighs on both alike)."""
+    half = n // 2
+    raw_s = seconds(lambda: encode(0, half))
+    built, index_s = build()
+    raw_s += seconds(lambda: encode(half, n))
+    return built, index_s, raw_s
+
+
+def index_row(n: int, index_s: float, raw_s: float) -> dict[str, float]:
+    return {
+        "index_seconds": index_s,
+        "index_examples_per_s": n / index_s,
+        "raw_encoder_seconds": raw_s,
+        "raw_encoder_examples_per_s": n / raw_s,
+        "index_x_raw_encoder": (n / index_s) / (n / raw_s),
+    }
+
+
+# --- selection latency ------------------------------------------------------------------------
+
+
+def interleaved_samples_ms(
+    selectors: dict[str, Callable[[dict[str, str]], Any]], requests: Sequence[dict[str, str]], rounds: int
+) -> dict[str, list[float]]:
+    """Latency samples per selector, timing the systems in turn on each request.
+
+    Interleaving spreads the shared machine's load changes evenly over the systems compared; an
+    untimed first call per selector pays for lazy initialisation.
+    """
+    for select in selectors.values():
+        select(requests[0])
+    samples: dict[str, list[float]] = {name: [] for name in selectors}
+    for _ in range(rounds):
+        for request in requests:
+            for name, select in selectors.items():
+                start = time.perf_counter()
+                select(request)
+                samples[name].append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "select_p50_ms": statistics.median(values),
+        "select_p95_ms": statistics.quantiles(values, n=100, method="inclusive")[94],
+    }
+
+
+def server_selectors(task_folder: Path, task_url: str, langchain_url: str, embedders: dict[str, Any]) -> dict[str, Any]:
+    """Both selectors reading through Chroma servers (icl-retriever's side files stay local)."""
+    from icl_retriever.selectors import selector_for_store
+    from icl_retriever.store import ExampleStore
+
+    task_store = ExampleStore.open(TASK_INDEX, task_folder, task_url, embedder=embedders[TASK])
+    return {
+        TASK: selector_for_store(task_store, k=K).select_examples,
+        LANGCHAIN: langchain_selector(embedders[LANGCHAIN], url=langchain_url).select_examples,
+    }
+
+
+def langchain_selector(embedder: Any, *, folder: str | None = None, url: str | None = None) -> Any:
+    """LangChain's selector over an existing Chroma collection: persisted in `folder`, or on a server."""
+    from langchain_chroma import Chroma
+    from langchain_core.example_selectors import SemanticSimilarityExampleSelector
+
+    client = None
+    if url is not None:
+        import chromadb
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        client = chromadb.HttpClient(host=parsed.hostname, port=parsed.port, settings=chroma_settings())
+    vectorstore = Chroma(
+        collection_name=LANGCHAIN_COLLECTION,
+        embedding_function=LangChainEmbeddings(embedder),  # type: ignore[arg-type]
+        persist_directory=folder,
+        client=client,
+        client_settings=chroma_settings() if client is None else None,
+    )
+    return SemanticSimilarityExampleSelector(vectorstore=vectorstore, k=K, input_keys=INPUT_KEYS)
+
+
+# --- cold start -------------------------------------------------------------------------------
+
+
+def cold_start_spec(system: str, folder: Path, url: str | None, request: dict[str, str]) -> dict[str, Any]:
+    """What the child opens: `folder` is the task index's parent folder or LangChain's persist folder."""
+    return {"system": system, "folder": str(folder), "url": url, "request": request}
+
+
+def cold_start_once(spec: dict[str, Any]) -> dict[str, Any]:
+    """One fresh process opening the index and making one selection.
+
+    `cold_start_s` runs from just before the spawn to the child's printed result; `peak_rss_mib`
+    is the child's own high-water RSS (not a Chroma server's).
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with tempfile.TemporaryFile() as stderr:
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.speed_scale", json.dumps(spec)],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        elapsed = time.perf_counter() - start
+        child.stdout.read()
+        child.wait()
+        if child.returncode != 0 or not line.strip():
+            stderr.seek(0)
+            tail = stderr.read().decode("utf-8", "replace")[-3000:]
+            raise RuntimeError(f"Cold-start child for {spec['system']} failed ({child.returncode}):\n{tail}")
+    return {"cold_start_s": elapsed, **json.loads(line)}
+
+
+def cold_starts(specs: dict[str, dict[str, Any]], runs: int) -> dict[str, dict[str, Any]]:
+    """`runs` cold starts per system, alternating systems; medians and every run."""
+    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
+    for _ in range(runs):
+        for name, spec in specs.items():
+            samples[name].append(cold_start_once(spec))
+    return {
+        name: {
+            "cold_start_s": statistics.median(run["cold_start_s"] for run in runs_),
+            "peak_rss_mib": statistics.median(run["peak_rss_mib"] for run in runs_),
+            "cold_start_runs": runs_,
+        }
+        for name, runs_ in samples.items()
+    }
+
+
+def child_main(spec: dict[str, Any]) -> None:
+    """The cold-start child: import, open the index, select once, print one JSON line (the lazy
+    imports of torch and chromadb fall in `child_open_s`)."""
+    started = time.perf_counter()
+    if spec["system"] == TASK:
+        from icl_retriever.selectors import selector_for_store
+        from icl_retriever.store import ExampleStore
+
+        imported = time.perf_counter()
+        store = ExampleStore.open(TASK_INDEX, spec["folder"], spec["url"])
+        select = selector_for_store(store, k=K).select_examples
+    else:
+        from icl_retriever.embedders import load_embedder
+
+        imported = time.perf_counter()
+        url = spec["url"]
+        select = langchain_selector(load_embedder("semantic"), folder=None if url else spec["folder"], url=url).select_examples
+    opened = time.perf_counter()
+    selected = select(spec["request"])
+    done = time.perf_counter()
+    print(json.dumps({
+        "peak_rss_mib": peak_rss_mib(os.getpid()),
+        "child_import_s": imported - started,
+        "child_open_s": opened - imported,
+        "child_select_s": done - opened,
+        "selected": [str(e["instruction"])[:80] for e in selected],
+    }), flush=True)
+
+
+# --- Chroma server ----------------------------------------------------------------------------
+
+
+def chroma_cli() -> str:
+    """The `chroma` command installed beside this Python (chromadb's CLI), else on PATH."""
+    beside = Path(sys.executable).parent / "chroma"
+    found = str(beside) if beside.exists() else shutil.which("chroma")
+    if found is None:
+        raise RuntimeError("No `chroma` command (chromadb's CLI) beside this Python or on PATH; run with --no-server.")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def chroma_server(path: Path, log: Path) -> Iterator[tuple[str, int]]:
+    """A `chroma run` server on loopback over the persistent folder `path`: its URL and pid.
+    Always stopped on leaving."""
+    import httpx
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(
+            [chroma_cli(), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"`chroma run` exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                httpx.get(f"{url}/api/v2/heartbeat", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"`chroma run` did not answer within {SERVER_START_TIMEOUT:g} s") from None
+                time.sleep(0.2)
+        yield url, server.pid
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """A live process's high-water RSS (Linux `VmHWM`), None where /proc does not say."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+# --- one pool size ----------------------------------------------------------------------------
+
+
+def measure_size(
+    examples: Sequence[Any],
+    requests: Sequence[dict[str, str]],
+    embedders: dict[str, Any],
+    work: Path,
+    *,
+    rounds: int,
+    cold_runs: int,
+    server: bool,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Index, select and cold-start both systems on one pool (embedded, then through servers)."""
+    n = len(examples)
+    task_folder, langchain_folder = work / "icl-retriever", work / "langchain"
+    log(f"[{n}] indexing: icl-retriever")
+    task_embedder, semantic = embedders[TASK], embedders[LANGCHAIN]
+    task_texts, contents = task_views(examples, task_embedder)
+    task_store, task_s, task_raw_s = index_between_raw_halves(
+        lambda: index_task(examples, task_folder, task_embedder),
+        lambda a, b: task_embedder.embed_views(task_texts[a:b], contents[a:b]),
+        n,
+    )
+    check_task_views(task_store, examples, task_texts)
+    log(f"[{n}] indexing: LangChain")
+    texts = langchain_texts(examples)
+    langchain, langchain_s, langchain_raw_s = index_between_raw_halves(
+        lambda: index_langchain(examples, langchain_folder, LangChainEmbeddings(semantic)),
+        lambda a, b: semantic.embed_documents(texts[a:b]),
+        n,
+    )
+    result: dict[str, Any] = {
+        "n_examples": n,
+        "composition": composition(examples),
+        "index": {TASK: index_row(n, task_s, task_raw_s), LANGCHAIN: index_row(n, langchain_s, langchain_raw_s)},
+    }
+    from icl_retriever.selectors import selector_for_store
+
+    log(f"[{n}] embedded: select, cold start")
+    selectors = {TASK: selector_for_store(task_store, k=K).select_examples, LANGCHAIN: langchain.select_examples}
+    folders = {TASK: task_folder, LANGCHAIN: langchain_folder}
+    result["embedded"] = serving(selectors, folders, {TASK: None, LANGCHAIN: None}, requests, rounds, cold_runs)
+    if server:
+        log(f"[{n}] server: select, cold start")
+        with ExitStack() as stack:
+            task_url, task_pid = stack.enter_context(chroma_server(task_folder / TASK_INDEX, work / "chroma-task.log"))
+            lc_url, lc_pid = stack.enter_context(chroma_server(langchain_folder, work / "chroma-langchain.log"))
+            selectors = server_selectors(task_folder, task_url, lc_url, embedders)
+            urls = {TASK: task_url, LANGCHAIN: lc_url}
+            result["server"] = serving(selectors, folders, urls, requests, rounds, cold_runs)
+            for name, pid in ((TASK, task_pid), (LANGCHAIN, lc_pid)):
+                result["server"][name]["server_peak_rss_mib"] = peak_rss_mib(pid)
+    return result
+
+
+def serving(
+    selectors: dict[str, Callable[[dict[str, str]], Any]],
+    folders: dict[str, Path],
+    urls: dict[str, str | None],
+    requests: Sequence[dict[str, str]],
+    rounds: int,
+    cold_runs: int,
+) -> dict[str, dict[str, Any]]:
+    """Select latency (in this process, which also warms a server) then cold starts, per system."""
+    latency = {name: percentiles(values) for name, values in interleaved_samples_ms(selectors, requests, rounds).items()}
+    specs = {name: cold_start_spec(name, folders[name], urls[name], requests[0]) for name in selectors}
+    cold = cold_starts(specs, cold_runs)
+    return {name: {**latency[name], **cold[name]} for name in selectors}
+
+
+# --- ratios and targets -----------------------------------------------------------------------
+
+
+def add_ratios(runs: dict[str, dict[str, Any]]) -> None:
+    """Ratios within one run: each system against LangChain at the same size and mode, against
+    itself on the smallest pool, and index throughput against LangChain's."""
+    smallest = runs[min(runs, key=int)]
+    for run in runs.values():
+        for name, row in run["index"].items():
+            row["index_x_langchain"] = row["index_examples_per_s"] / run["index"][LANGCHAIN]["index_examples_per_s"]
+        for mode in MODES:
+            if mode not in run:
+                continue
+            for name, row in run[mode].items():
+                baseline, first = run[mode][LANGCHAIN], smallest[mode][name]
+                for key in ("select_p50_ms", "select_p95_ms", "cold_start_s", "peak_rss_mib"):
+                    row[f"{key}_x_langchain"] = row[key] / baseline[key]
+                    row[f"{key}_x_smallest"] = row[key] / first[key]
+
+
+def targets(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets for icl-retriever's task index, checked on this run's numbers."""
+    sizes = sorted(runs, key=int)
+    largest, smallest = sizes[-1], sizes[0]
+    out = []
+
+    def check(target: str, size: str, value: float, limit: float, at_most: bool = True) -> None:
+        holds = value <= limit if at_most else value >= limit
+        out.append({"target": target, "pool": int(size), "value": value, "limit": limit,
+                    "at_most": at_most, "holds": holds})
+
+    for mode in MODES:
+        if mode not in runs[largest]:
+            continue
+        row = runs[largest][mode][TASK]
+        check(f"{mode}: cold start ≤ 1.2× the {smallest} pool's", largest, row["cold_start_s_x_smallest"], 1.2)
+        check(f"{mode}: cold start ≤ 1.2× LangChain's", largest, row["cold_start_s_x_langchain"], 1.2)
+        check(f"{mode}: peak RSS ≤ 1.3× the {smallest} pool's", largest, row["peak_rss_mib_x_smallest"], 1.3)
+        for size in sizes:
+            check(f"{mode}: select p50 ≤ 1.2× LangChain's", size, runs[size][mode][TASK]["select_p50_ms_x_langchain"], 1.2)
+    for size in sizes:
+        check("index ≥ 0.9× the raw encoder's examples/s", size, runs[size]["index"][TASK]["index_x_raw_encoder"], 0.9, False)
+    return out
+
+
+# --- the whole run ----------------------------------------------------------------------------
+
+
+def run_scale(
+    sizes: Sequence[int],
+    iclmix: Path,
+    ieb: Path,
+    *,
+    n_requests: int,
+    rounds: int,
+    cold_runs: int,
+    seed: int,
+    server: bool,
+    work_dir: Path | None = None,
+    log: Callable[[str], None] = lambda line: print(time.strftime("%H:%M:%S"), line, flush=True),
+) -> dict[str, Any]:
+    """Every size in one process (ratios come from one run); results as written to results.json."""
+    import torch
+
+    from icl_retriever.embedders import load_embedder
+
+    sizes = sorted(set(sizes))
+    pool, requests = split_pool(mixed_examples(iclmix, ieb, seed), sizes[-1], n_requests)
+    embedders = {TASK: load_embedder("task"), LANGCHAIN: load_embedder("semantic")}
+    runs: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        warm_up(pool[:2], Path(tmp) / "warm-up", embedders)
+        for size in sizes:
+            runs[str(size)] = measure_size(
+                pool[:size], requests, embedders, Path(tmp) / str(size),
+                rounds=rounds, cold_runs=cold_runs, server=server, log=log,
+            )
+    add_ratios(runs)
+    return {
+        "sizes": sizes,
+        "data": {"iclmix": str(iclmix), "ieb": str(ieb), "seed": seed,
+                 "mix": "iclmix rows (output: first answer) + IEB training instructions (output: empty), "
+                        "shuffled with the seed; pool N = the first N, requests = the next n_requests"},
+        "n_requests": len(requests),
+        "rounds": rounds,
+        "cold_runs": cold_runs,
+        "k": K,
+        "server": server,
+        "torch_threads": torch.get_num_threads(),
+        "runs": runs,
+        "targets": targets(runs),
+    }
+
+
+def warm_up(examples: Sequence[Any], folder: Path, embedders: dict[str, Any]) -> None:
+    """Untimed: the process's first Chroma client, encoder calls and lazy imports."""
+    index_task(examples, folder / "icl-retriever", embedders[TASK])
+    index_langchain(examples, folder / "langchain", LangChainEmbeddings(embedders[LANGCHAIN]))
+
+
+if __name__ == "__main__":
+    child_main(json.loads(sys.argv[1]))

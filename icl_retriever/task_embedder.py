@@ -41,7 +41,7 @@ class TaskEmbedder:
     def __init__(self, model_path: str | Path | None = None) -> None:
         path = Path(model_path) if model_path is not None else minilm_path()
         self.content: TransformerEmbedder = SemanticEmbedder(path)
-        self.task: TransformerEmbedder = SemanticEmbedder(path, model=self.content.model)
+        self.task: TransformerEmbedder = self.content  # one encoder, one set of settings for both views
         self._spec = {"kind": "task", "model": str(model_path) if model_path is not None else None}
 
     @property
@@ -66,13 +66,13 @@ class TaskEmbedder:
         """Stored vectors: [task view, content view] / sqrt(2), float32, unit length."""
         if len(task_texts) != len(contents):
             raise ValueError(f"Got {len(task_texts)} task texts for {len(contents)} contents.")
-        task = self.task.embed_documents(task_texts)
-        content = self.content.embed_documents(contents)
+        content, task = self.embed_queries(contents, task_texts)
         return np.concatenate([task, content], axis=1) * _HALF
 
     def embed_queries(self, contents: Sequence[str], task_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Content views and task views of requests in one encoder call (both views share one
-        encoder and its settings), returned separately and unscaled."""
+        """Content views and task views in one encoder call (both views share one encoder and its
+        settings, so a task wording that tokenizes like a content is encoded once), returned
+        separately and unscaled."""
         vectors = self.content.embed_documents([*contents, *task_texts])
         return vectors[: len(contents)], vectors[len(contents) :]
 

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 
+from icl_retriever import embedders
 from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder, SemanticEmbedder, load_embedder
 from icl_retriever.errors import IclRetrieverError, ModelNotFoundError
 from icl_retriever.models import minilm_path
@@ -10,13 +11,23 @@ from icl_retriever.models import minilm_path
 TEXTS = ["Classify the sentiment of this review.", "Translate the sentence into French, please.", "Sum."]
 
 
-def test_vectors_are_normalised_float32_and_batch_invariant(pie_untrained):
+@pytest.mark.parametrize("slack", [embedders.PADDING_SLACK, 100.0])
+def test_vectors_are_normalised_float32_and_batch_invariant(pie_untrained, monkeypatch, slack):
+    monkeypatch.setattr(embedders, "PADDING_SLACK", slack)  # 100: the three texts padded in one batch
     batch = pie_untrained.embed_documents(TEXTS)
     assert batch.dtype == np.float32 and batch.shape == (3, 384)
     np.testing.assert_allclose(np.linalg.norm(batch, axis=1), 1.0, atol=1e-5)
     one_by_one = np.stack([pie_untrained.embed_query(t) for t in TEXTS])
     np.testing.assert_allclose(batch, one_by_one, atol=1e-5)  # padding must not leak into pooling
     assert pie_untrained.embed_documents([]).shape == (0, 384)
+
+
+def test_batches_hold_texts_of_similar_length_shortest_first():
+    lengths = [10, 100, 11, 12, 95, 30, 10]
+    assert embedders.padding_bounded_batches(lengths, 32, 1.2) == [[0, 6, 2, 3], [5], [4, 1]]
+    assert embedders.padding_bounded_batches(lengths, 2, 1.2) == [[0, 6], [2, 3], [5], [4, 1]]
+    assert embedders.padding_bounded_batches(lengths, 32, 100.0) == [[0, 6, 2, 3, 5, 4, 1]]
+    assert embedders.padding_bounded_batches([], 32, 1.2) == []
 
 
 def test_what_each_embedder_looks_at(pie_untrained, semantic):

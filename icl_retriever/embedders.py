@@ -34,6 +34,8 @@ DECODER_BASE = DEFAULT_GENERATOR
 DECODER_MAX_LENGTH = 128
 #: How far a batch's padded tokens may exceed its real ones (`padding_bounded_batches`).
 PADDING_SLACK = 1.2
+#: Padding tokens a batch may carry beyond that: about what one more forward pass costs on a CPU.
+PADDING_SPARE_TOKENS = 32
 DEFAULT_TRAINED_WEIGHTS = Path(__file__).parent / "weights" / "minilm-verbnoun"
 
 
@@ -163,7 +165,9 @@ class TransformerEmbedder:
         source = np.array([first.setdefault(tuple(ids), i) for i, ids in enumerate(token_ids)])
         distinct = list(first.values())
         out = np.zeros((len(prompts), self.dimension), dtype=np.float32)
-        for batch in padding_bounded_batches([len(token_ids[i]) for i in distinct], self.batch_size, PADDING_SLACK):
+        for batch in padding_bounded_batches(
+            [len(token_ids[i]) for i in distinct], self.batch_size, PADDING_SLACK, PADDING_SPARE_TOKENS
+        ):
             index = [distinct[j] for j in batch]
             out[index] = self._embed_batch([prompts[i] for i in index])
         return out[source]
@@ -214,17 +218,19 @@ class TransformerEmbedder:
         return pooled.cpu().numpy().astype(np.float32)
 
 
-def padding_bounded_batches(lengths: Sequence[int], batch_size: int, slack: float) -> list[list[int]]:
+def padding_bounded_batches(lengths: Sequence[int], batch_size: int, slack: float, spare: int) -> list[list[int]]:
     """Positions of texts of these token lengths in encoder batches: shortest first, at most
     `batch_size` each, and a batch closes before its padded size (count x longest) would pass
-    `slack` x its real tokens. On a CPU the padding is computed like real tokens, so a request's long
-    content and short task wording go in separate calls, and an index chunk costs what its tokens do.
+    `slack` x its real tokens + `spare`. On a CPU padding costs what real tokens do, and a forward
+    pass has a fixed cost of a few dozen tokens (`spare`): a request's long content and short task
+    wording go in separate calls, two short texts in one, and an index chunk costs what its tokens do.
     """
     batches: list[list[int]] = []
     batch: list[int] = []
     tokens = 0
     for i in np.argsort(lengths, kind="stable").tolist():
-        if batch and (len(batch) == batch_size or (len(batch) + 1) * lengths[i] > slack * (tokens + lengths[i])):
+        padded = (len(batch) + 1) * lengths[i]
+        if batch and (len(batch) == batch_size or padded > slack * (tokens + lengths[i]) + spare):
             batches.append(batch)
             batch, tokens = [], 0
         batch.append(i)

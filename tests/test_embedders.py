@@ -24,10 +24,15 @@ def test_vectors_are_normalised_float32_and_batch_invariant(pie_untrained, monke
 
 def test_batches_hold_texts_of_similar_length_shortest_first():
     lengths = [10, 100, 11, 12, 95, 30, 10]
-    assert embedders.padding_bounded_batches(lengths, 32, 1.2) == [[0, 6, 2, 3], [5], [4, 1]]
-    assert embedders.padding_bounded_batches(lengths, 2, 1.2) == [[0, 6], [2, 3], [5], [4, 1]]
-    assert embedders.padding_bounded_batches(lengths, 32, 100.0) == [[0, 6, 2, 3, 5, 4, 1]]
-    assert embedders.padding_bounded_batches([], 32, 1.2) == []
+    batches = embedders.padding_bounded_batches
+    assert batches(lengths, 32, 1.2, 0) == [[0, 6, 2, 3], [5], [4, 1]]
+    assert batches(lengths, 2, 1.2, 0) == [[0, 6], [2, 3], [5], [4, 1]]
+    assert batches(lengths, 32, 100.0, 0) == [[0, 6, 2, 3, 5, 4, 1]]
+    # spare tokens: short texts share a pass (30 joins the four short ones: 150 <= 1.2 x 73 + 64)
+    assert batches(lengths, 32, 1.2, 64) == [[0, 6, 2, 3, 5], [4, 1]]
+    # a request's long content and short task wording: apart, however many spare tokens a pass costs
+    assert batches([200, 20], 32, 1.2, 32) == [[1], [0]]
+    assert batches([], 32, 1.2, 32) == []
 
 
 def test_what_each_embedder_looks_at(pie_untrained, semantic):

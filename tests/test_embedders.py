@@ -35,6 +35,16 @@ def test_batches_hold_texts_of_similar_length_shortest_first():
     assert batches([], 32, 1.2, 32) == []
 
 
+def test_texts_that_tokenize_alike_are_encoded_once(semantic, monkeypatch):
+    passes: list[list[str]] = []
+    encode = semantic._embed_batch
+    monkeypatch.setattr(semantic, "_embed_batch", lambda prompts: passes.append(prompts) or encode(prompts))
+    vectors = semantic.embed_documents(["Hello, World!", "Goodbye.", "hello , world !"])
+    assert sorted(prompt for batch in passes for prompt in batch) == ["Goodbye.", "Hello, World!"]
+    np.testing.assert_array_equal(vectors[0], vectors[2])
+    assert vectors[0] @ vectors[1] < 0.9
+
+
 def test_what_each_embedder_looks_at(pie_untrained, semantic):
     assert pie_untrained.text_for("Classify it.", "Great film") == "Classify it."
     assert pie_untrained.text_for("", "Is this review positive? Great film") == "Is this review positive? Great film"

@@ -271,6 +271,23 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
         assert hit.score == pytest.approx(own[hit.example.id] + sum(group[:3]), abs=1e-5)
 
 
+def test_a_whole_prompt_is_encoded_again_only_when_stripping_cut_its_wording(tmp_path, task_embedder, monkeypatch):
+    from tests.test_lexical import STORIES
+
+    store = ExampleStore(task_embedder, "siblings", tmp_path)
+    store.index(_sibling_pool())
+    passes: list[list[str]] = []
+    encode = task_embedder.content._embed_batch
+    monkeypatch.setattr(task_embedder.content, "_embed_batch", lambda prompts: passes.append(prompts) or encode(prompts))
+    selector = TaskExampleSelector(store=store, k=2)
+    selector.select_hits({"instruction": "Write a haiku about autumn leaves."})  # shares nothing with the pool
+    assert passes == [["Write a haiku about autumn leaves."]]  # its wording tokenizes like its content
+    passes.clear()
+    selector.select_hits({"instruction": f"{STORIES[1]}\nGiven the passage above, pick the best answer.\nChoices:\nA. yes\nB. no"})
+    assert len(passes) == 2 and len(passes[0]) == 1
+    assert passes[1] == ["... given the passage above , pick the best answer . choices : a . yes b . no"]
+
+
 def test_group_support_sums_the_best_scores_of_each_task_group():
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5])
     groups = ["a", "b", "b", "b", "c"]

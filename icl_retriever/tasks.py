@@ -6,9 +6,16 @@ How tasks are found (task labels are never read for it):
 2. Examples with the identical task wording (`Hit.task_text`: the instruction, or the template
    skeleton of a whole prompt) form one group: the same instruction or template asks for the same
    task. Without task wordings (other embedders) each example is its own group.
-3. The groups' mean vectors are clustered agglomeratively (average linkage, cosine distance) until
-   the closest clusters are further apart than `threshold`, so the number of tasks is found, not
-   given. Memory grows with the square of the number of groups (distinct wordings).
+3. Two groups are as far apart as the smaller of the cosine distance of their mean vectors and
+   one minus the word overlap (Jaccard) of their wordings: wordings sharing most words ask for one
+   task even where content words left in a template skeleton move the embedding.
+4. The groups are clustered agglomeratively (average linkage) until the closest clusters are
+   further apart than `threshold`, so the number of tasks is found, not given. Two clusters whose
+   outputs disagree never merge: their answer forms (yes/no, a letter, a number, text) mostly
+   differ, or one has a closed answer space (8 or more outputs taking few values: "yes/no",
+   "increase/decrease", "A/B/C") that the other's outputs mostly lie outside. Sibling tasks over the
+   same texts are worded alike but answer differently. Memory grows with the square of the number
+   of groups (distinct wordings).
 
 A cluster of one example is not counted as a task: all of them are listed as one entry, named
 `SINGLETONS`. Where the pool carries `task`, the map reports its agreement with it (adjusted Rand
@@ -25,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -39,7 +47,7 @@ from icl_retriever.lexical import GAP
 from icl_retriever.task_embedder import TaskEmbedder
 from icl_retriever.vectorstore import ExampleVectorStore
 
-#: Cosine distance (average linkage) beyond which clusters stay apart; chosen on the built-in pool
+#: Distance (`_group_distances`, average linkage) beyond which clusters stay apart; chosen on the built-in pool
 #: and IEB `eft_test.json` (README, "Know your pool"), never on iclmix.
 DEFAULT_THRESHOLD = 0.45
 #: Name of the entry that holds the examples no other example joined.
@@ -49,6 +57,14 @@ DUPLICATE_SIMILARITY = 0.98
 #: Label balance is reported for tasks whose outputs take at most this many distinct values (and at
 #: most one per two members).
 MAX_OUTPUT_VALUES = 10
+#: Answer agreement two clusters need to merge: the overlap of their answer forms, and the share of
+#: one's outputs inside the other's closed answer space. With ANSWER_SPACE_MIN, chosen on iclmix
+#: restricted to the tasks of its dev query ids (README, "Know your pool").
+ANSWER_AGREEMENT = 0.5
+#: Fewest outputs a cluster needs before its few distinct values count as a closed answer space.
+ANSWER_SPACE_MIN = 8
+_YES_NO = frozenset({"yes", "no", "true", "false"})
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 #: How many of a task's most central members the verb|noun labeler reads to name it.
 _LABELED_MEMBERS = 10
 _CHUNK = 1024
@@ -182,7 +198,7 @@ def discover_tasks(
         name_tasks: name tasks with the verb|noun labeler (spaCy); otherwise by their representative.
     """
     pool = pool if isinstance(pool, StoredPool) else StoredPool.read(pool)
-    labels = cluster(pool.task_vectors, pool.task_texts, threshold)
+    labels = cluster(pool.task_vectors, pool.task_texts, [e.output for e in pool.examples], threshold)
     members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     groups = sorted((m for m in members if len(m) > 1), key=lambda m: (-len(m), int(m[0])))
     singletons = np.sort(np.concatenate([m for m in members if len(m) == 1] or [np.zeros(0, dtype=np.int64)]))
@@ -270,24 +286,116 @@ def plot_task_similarity(task_map: TaskMap, path: str | Path, *, top: int = 25) 
 # ------------------------------------------------------------------------------------- internals
 
 
-def cluster(vectors: np.ndarray, wordings: Sequence[str | None], threshold: float) -> np.ndarray:
-    """A cluster number per row: identical wordings grouped, then group means clustered.
+def cluster(
+    vectors: np.ndarray, wordings: Sequence[str | None], outputs: Sequence[str], threshold: float
+) -> np.ndarray:
+    """A cluster number per row: identical wordings grouped, then the groups clustered.
 
-    A None wording is a group of its own. Rows of `vectors` must be unit length.
+    Average linkage over `_group_distances`, closest pair first, until the closest pair is further
+    apart than `threshold`; a pair whose answers disagree (`_answers_agree`) is never merged. A None
+    wording is a group of its own. Rows of `vectors` must be unit length.
     """
-    from sklearn.cluster import AgglomerativeClustering
+    from icl_retriever.bench.scoring import normalize_answer
 
     groups: dict[tuple[bool, str | int], int] = {}
     group_of = np.array(
         [groups.setdefault((True, w) if w is not None else (False, i), len(groups)) for i, w in enumerate(wordings)]
     )
-    means = np.zeros((len(groups), vectors.shape[1]), dtype=np.float64)
-    np.add.at(means, group_of, vectors)
-    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
     if len(groups) == 1:
         return np.zeros(len(vectors), dtype=np.int64)
-    model = AgglomerativeClustering(n_clusters=None, distance_threshold=threshold, metric="cosine", linkage="average")
-    return np.asarray(model.fit_predict(means))[group_of]
+    texts: list[str | None] = [w if known else None for known, w in groups]
+    answers: list[Counter[str]] = [Counter() for _ in groups]
+    forms: list[Counter[str]] = [Counter() for _ in groups]
+    for group, output in zip(group_of, outputs):
+        answer = normalize_answer(output)
+        answers[group][answer] += 1
+        forms[group][_form(answer)] += 1
+    distances = _group_distances(vectors, group_of, texts)
+    np.fill_diagonal(distances, np.inf)
+    rows = np.arange(len(groups))
+    weight = np.ones(len(groups))  # groups per cluster: each group counts once, as its mean vector did
+    label = np.arange(len(groups))
+    nearest = distances.argmin(axis=1)
+    while True:
+        i = int(np.argmin(distances[rows, nearest]))
+        j = int(nearest[i])
+        if not distances[i, j] <= threshold:
+            break
+        if _answers_agree(answers[i], answers[j], forms[i], forms[j]):
+            merged = (weight[i] * distances[i] + weight[j] * distances[j]) / (weight[i] + weight[j])
+            distances[i], distances[:, i] = merged, merged
+            distances[j], distances[:, j] = np.inf, np.inf
+            distances[i, i] = np.inf
+            weight[i] += weight[j]
+            answers[i] += answers[j]
+            forms[i] += forms[j]
+            label[label == j] = i
+        else:
+            distances[i, j] = distances[j, i] = np.inf  # and so for every cluster either joins later
+        stale = (nearest == i) | (nearest == j)
+        stale[[i, j]] = True
+        nearest[stale] = distances[stale].argmin(axis=1)
+        nearest[distances[:, i] < distances[rows, nearest]] = i
+    return np.unique(label, return_inverse=True)[1][group_of]
+
+
+def _group_distances(vectors: np.ndarray, group_of: np.ndarray, texts: Sequence[str | None]) -> np.ndarray:
+    """Between two groups: the smaller of the cosine distance of their mean vectors and one minus
+    the word overlap (Jaccard; '...' ignored) of their wordings. Wordings that share most of their
+    words ask for one task even where content left in a template skeleton moves the embedding."""
+    from scipy.sparse import csr_matrix
+
+    means = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+    np.add.at(means, group_of, vectors)
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    distances = 1.0 - means @ means.T
+    vocabulary: dict[str, int] = {}
+    cells = [(row, vocabulary.setdefault(word, len(vocabulary)))
+             for row, text in enumerate(texts) if text is not None
+             for word in set(text.split()) - {GAP}]
+    if not cells:
+        return distances
+    rows, cols = np.array(cells, dtype=np.int64).T
+    words = csr_matrix((np.ones(len(cells), dtype=np.float32), (rows, cols)), shape=(len(texts), len(vocabulary)))
+    counts = np.asarray(words.sum(axis=1), dtype=np.float32).ravel()
+    overlap = (words @ words.T).toarray()  # shared words, then Jaccard, in place (memory: 3 n^2 floats)
+    union = np.add.outer(counts, counts)
+    union -= overlap
+    np.divide(overlap, union, out=overlap, where=union > 0)
+    del union
+    return np.minimum(distances, 1.0 - overlap, out=distances)
+
+
+def _answers_agree(a: Counter[str], b: Counter[str], forms_a: Counter[str], forms_b: Counter[str]) -> bool:
+    """Whether two clusters' outputs (normalised answer -> count) may come from one task.
+
+    No, when their answer forms (`_form`: yes/no, a letter, a number, text) overlap by under
+    `ANSWER_AGREEMENT` (histogram intersection of the forms' shares), or when one of them has a
+    closed answer space (at least `ANSWER_SPACE_MIN` examples, outputs as few as a label balance:
+    `_closed`) that the other's outputs mostly lie outside (fewer than `ANSWER_AGREEMENT` of them in it).
+    """
+    na, nb = a.total(), b.total()
+    if sum(min(forms_a[f] / na, forms_b[f] / nb) for f in forms_a) < ANSWER_AGREEMENT:
+        return False
+    for space, other, n in ((a, b, nb), (b, a, na)):
+        if _closed(space) and sum(other[answer] for answer in space) < ANSWER_AGREEMENT * n:
+            return False
+    return True
+
+
+def _closed(answers: Counter[str]) -> bool:
+    """At least `ANSWER_SPACE_MIN` outputs taking as few values as a label balance (`_task`)."""
+    total = answers.total()
+    return total >= ANSWER_SPACE_MIN and len(answers) <= min(MAX_OUTPUT_VALUES, total // 2)
+
+
+def _form(answer: str) -> str:
+    """The form of a normalised answer: yes/no, a letter, a number, or text."""
+    if answer in _YES_NO:
+        return "yes/no"
+    if len(answer) == 1 and answer.isalpha():
+        return "letter"
+    return "number" if _NUMBER.fullmatch(answer) else "text"
 
 
 def _task(pool: StoredPool, name: str, members: np.ndarray) -> Task:

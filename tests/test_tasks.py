@@ -73,9 +73,45 @@ def test_identical_wordings_always_share_a_cluster():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(6, 8))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    labels = cluster(vectors, ["a", "b", "a", None, "b", None], threshold=0.01)
+    labels = cluster(vectors, ["a", "b", "a", None, "b", None], ["x"] * 6, threshold=0.01)
     assert labels[0] == labels[2] and labels[1] == labels[4]
     assert len(set(labels.tolist())) == 4  # far-apart groups stay apart; None rows are their own
+
+
+def test_wordings_sharing_most_words_merge_and_disagreeing_answers_never_do():
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    vectors = rng.normal(size=(4, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # far apart: cosine says 4 tasks
+    wordings = ["question : ... ? answer yes or no", "question : ... what ? answer yes or no", "x", "y"]
+    assert cluster(vectors, wordings, ["yes", "no", "a", "b"], threshold=0.45).tolist() == [0, 0, 1, 2]
+    # Same vectors, but one side answers with a letter: the answer forms disagree.
+    assert len(set(cluster(vectors, wordings, ["yes", "B", "a", "b"], threshold=0.45).tolist())) == 4
+    # A closed answer space (8+ outputs, few values) keeps out a cluster answering outside it.
+    same = np.repeat(vectors[:1], 18, axis=0)
+    outputs = ["increase", "decrease"] * 5 + ["positive", "negative"] * 4
+    labels = cluster(same, ["a"] * 10 + ["b"] * 8, outputs, threshold=0.45)
+    assert len(set(labels[:10].tolist())) == len(set(labels[10:].tolist())) == 1 and labels[0] != labels[10]
+    assert len(set(cluster(same, ["a"] * 10 + ["b"] * 8, ["yes", "no"] * 9, threshold=0.45).tolist())) == 1
+
+
+def test_answers_split_two_close_wordings_in_a_real_store(tmp_path, task_embedder, monkeypatch):
+    from icl_retriever import tasks
+
+    effects = ["more", "less", "no effect"]
+    rows = [Example(instruction="Suppose the change happens. How will it affect the second effect? Answer more, less or no effect.",
+                    input=f"Process {n}: water flows, soil moves, step {n}.", output=effects[n % 3], task="words", id=f"w{n}")
+            for n in range(9)]
+    rows += [Example(instruction="Suppose the change happens. How will it affect the second effect? A: more B: less C: no effect",
+                     input=f"Process {n}: wind blows, sand moves, step {n}.", output="ABC"[n % 3], task="letters", id=f"l{n}")
+             for n in range(9)]
+    store = ExampleStore(task_embedder, "answers", tmp_path)
+    store.index(rows)
+    found = discover_tasks(store, name_tasks=False)
+    assert found.n_tasks == 2 and found.ari == pytest.approx(1.0)
+    monkeypatch.setattr(tasks, "ANSWER_AGREEMENT", 0.0)  # answers ignored: the wordings are one task
+    assert discover_tasks(store, name_tasks=False).n_tasks == 1
 
 
 def test_near_duplicates_are_grouped(tmp_path, task_embedder):

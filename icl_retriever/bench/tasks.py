@@ -50,9 +50,10 @@ def threshold_sweep(stored: StoredPool, thresholds: Sequence[float] = THRESHOLDS
     from sklearn.metrics import adjusted_rand_score
 
     gold = list(gold_tasks(stored).values())
+    outputs = [e.output for e in stored.examples]
     out = {}
     for threshold in thresholds:
-        labels = cluster(stored.task_vectors, stored.task_texts, threshold)
+        labels = cluster(stored.task_vectors, stored.task_texts, outputs, threshold)
         out[f"{threshold:g}"] = {
             "ari": float(adjusted_rand_score(gold, labels)),
             "n_tasks": int((np.bincount(labels) > 1).sum()),

@@ -34,6 +34,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import string
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -237,3 +238,18 @@ def answer_match(request: str, outputs: Sequence[str]) -> np.ndarray:
         named = re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", request) is not None
         out[i] = float(named or (yes_no and answer.lower() in _YES_NO))
     return out
+
+
+# Surrounding characters that never change an answer: ASCII punctuation plus typographic quotes.
+_STRIP_CHARS = string.punctuation + string.whitespace + "\u2018\u2019\u201c\u201d\u00ab\u00bb"
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_answer(text: str) -> str:
+    """Lower-case, collapse white space and strip surrounding punctuation and quotes.
+
+    Example:
+        >>> normalize_answer('  "Yes."  ')
+        'yes'
+    """
+    return _SPACES.sub(" ", text.lower()).strip(_STRIP_CHARS)

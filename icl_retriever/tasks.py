@@ -43,7 +43,7 @@ import numpy as np
 
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example, shorten
-from icl_retriever.lexical import GAP
+from icl_retriever.lexical import GAP, normalize_answer
 from icl_retriever.task_embedder import TaskEmbedder
 from icl_retriever.vectorstore import ExampleVectorStore
 
@@ -295,8 +295,6 @@ def cluster(
     apart than `threshold`; a pair whose answers disagree (`_answers_agree`) is never merged. A None
     wording is a group of its own. Rows of `vectors` must be unit length.
     """
-    from icl_retriever.bench.scoring import normalize_answer
-
     groups: dict[tuple[bool, str | int], int] = {}
     group_of = np.array(
         [groups.setdefault((True, w) if w is not None else (False, i), len(groups)) for i, w in enumerate(wordings)]

@@ -7,30 +7,18 @@ inputs and other harnesses can reuse them.
 from __future__ import annotations
 
 import re
-import string
 from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
 from scipy.stats import binomtest
 
+from icl_retriever.lexical import normalize_answer
+
 Metric = Literal["exact", "contains", "exact_set"]
 
-# Surrounding characters that never change an answer: ASCII punctuation plus typographic quotes.
-_STRIP_CHARS = string.punctuation + string.whitespace + "\u2018\u2019\u201c\u201d\u00ab\u00bb"
-_SPACES = re.compile(r"\s+")
 # exact_set answers are lists written either "a, b, c" or "a b c"; both separators split items.
 _SET_SEPARATORS = re.compile(r"[,;\s]+")
-
-
-def normalize_answer(text: str) -> str:
-    """Lower-case, collapse white space and strip surrounding punctuation and quotes.
-
-    Example:
-        >>> normalize_answer('  "Yes."  ')
-        'yes'
-    """
-    return _SPACES.sub(" ", text.lower()).strip(_STRIP_CHARS)
 
 
 def _answer_items(text: str) -> list[str]:

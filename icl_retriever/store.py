@@ -48,6 +48,9 @@ _REBUILD_SUFFIX = "-rebuild"
 _CHROMA_FILE = "chroma.sqlite3"
 #: Examples embedded and committed together by `index` (memory is bounded by one chunk).
 INDEX_CHUNK = 512
+#: Task views an index run remembers across its chunks (a pool repeats its instructions); the
+#: memory is forgotten when full, so it stays bounded (about 1.5 kB each with MiniLM).
+REMEMBERED_TASK_VIEWS = 10_000
 #: Seconds to wait for a Chroma server's answer.
 DEFAULT_TIMEOUT = 60.0
 #: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
@@ -610,13 +613,17 @@ def _embed_and_write(
     chunk_size: int,
 ) -> None:
     """Embed and write the examples one committed chunk at a time; with the task embedder
-    (`stats` given) each record also keeps its task wording."""
+    (`stats` given) each record also keeps its task wording, and each distinct wording is encoded
+    once per run (up to `REMEMBERED_TASK_VIEWS` at a time)."""
+    task_views: dict[str, np.ndarray] = {}
     for start in range(0, len(examples), chunk_size):
         part = examples[start : start + chunk_size]
         texts = _texts(embedder, part)
         if stats is not None:
+            if len(task_views) > REMEMBERED_TASK_VIEWS:
+                task_views.clear()
             task_texts = [task_text(e.instruction, e.input, stats) for e in part]
-            vectors = embedder.embed_views(task_texts, texts)  # type: ignore[attr-defined]
+            vectors = embedder.embed_views(task_texts, texts, task_views)  # type: ignore[attr-defined]
             _write(client, collection, embedder, part, texts, vectors, task_texts)
         else:
             _write(client, collection, embedder, part, texts, embedder.embed_documents(texts), None)

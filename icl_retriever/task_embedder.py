@@ -62,12 +62,21 @@ class TaskEmbedder:
         """The content view's text (and the document the store keeps): instruction and input."""
         return self.content.text_for(instruction, input)
 
-    def embed_views(self, task_texts: Sequence[str], contents: Sequence[str]) -> np.ndarray:
-        """Stored vectors: [task view, content view] / sqrt(2), float32, unit length."""
+    def embed_views(
+        self, task_texts: Sequence[str], contents: Sequence[str], known: dict[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """Stored vectors: [task view, content view] / sqrt(2), float32, unit length.
+
+        `known`: task views already encoded (task wording -> vector), e.g. by an index's earlier
+        chunks; the wordings found there are not encoded again, and the new ones are added to it.
+        """
         if len(task_texts) != len(contents):
             raise ValueError(f"Got {len(task_texts)} task texts for {len(contents)} contents.")
-        content, task = self.embed_queries(contents, task_texts)
-        return np.concatenate([task, content], axis=1) * _HALF
+        known = {} if known is None else known
+        new = [text for text in dict.fromkeys(task_texts) if text not in known]
+        content, task = self.embed_queries(contents, new)
+        known.update(zip(new, task))
+        return np.concatenate([np.stack([known[text] for text in task_texts]), content], axis=1) * _HALF
 
     def embed_queries(self, contents: Sequence[str], task_texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Content views and task views in one encoder call (both views share one encoder and its

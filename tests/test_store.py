@@ -332,6 +332,28 @@ def test_interrupted_index_resumes_to_a_clean_build(tmp_path, task_embedder):
     assert np.array_equal(stats.counts, stats2.counts)
 
 
+def test_index_encodes_each_task_wording_once_across_chunks(tmp_path, task_embedder, monkeypatch):
+    """A pool repeats its instructions: later chunks reuse the task views earlier ones encoded, and
+    the vectors equal those of a build in one chunk."""
+    pool = [
+        Example(instruction=instruction, input=f"Review number {n} of the soup.", output="positive", id=f"{i}-{n}")
+        for i, instruction in enumerate(["Classify the sentiment of the review.", "Summarise the review."])
+        for n in range(4)
+    ]
+    one_chunk = ExampleStore(task_embedder, "one", tmp_path)
+    one_chunk.index(pool, chunk_size=len(pool))
+    encoded: list[str] = []
+    encode = task_embedder.content._embed_batch
+    monkeypatch.setattr(task_embedder.content, "_embed_batch", lambda prompts: encoded.extend(prompts) or encode(prompts))
+    chunked = ExampleStore(task_embedder, "chunked", tmp_path)
+    chunked.index(pool, chunk_size=2)
+    wordings = [prompt for prompt in encoded if "number" not in prompt]
+    assert sorted(wordings) == ["classify the sentiment of the review .", "summarise the review ."]
+    assert len(encoded) == len(pool) + 2
+    (ids, vectors, _), (ids2, vectors2, _) = _snapshot(one_chunk), _snapshot(chunked)
+    assert ids == ids2 and np.allclose(vectors, vectors2, atol=1e-6)
+
+
 def test_silent_chroma_server_times_out_with_a_message(tmp_path):
     """A server that accepts the connection and never answers: exit 1 within the timeout."""
     import socket

@@ -46,8 +46,10 @@ _TARGET_KEY = "target"
 _ALIAS_SUFFIX = "-alias"
 _REBUILD_SUFFIX = "-rebuild"
 _CHROMA_FILE = "chroma.sqlite3"
-#: Examples embedded and committed together by `index` (memory is bounded by one chunk).
-INDEX_CHUNK = 512
+#: Examples embedded and committed together by `index` (memory is bounded by one chunk: a few MB
+#: of vectors). Large enough that its length-sorted batches pad about as little as the whole pool's:
+#: 4,000 mixed examples indexed at 0.92x the raw encoder over all of them at once, 0.82x with 512.
+INDEX_CHUNK = 2048
 #: Task views an index run remembers across its chunks (a pool repeats its instructions); the
 #: memory is forgotten when full, so it stays bounded (about 1.5 kB each with MiniLM).
 REMEMBERED_TASK_VIEWS = 10_000

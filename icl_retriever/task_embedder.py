@@ -72,6 +72,8 @@ class TaskEmbedder:
         """
         if len(task_texts) != len(contents):
             raise ValueError(f"Got {len(task_texts)} task texts for {len(contents)} contents.")
+        if not task_texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         known = {} if known is None else known
         new = [text for text in dict.fromkeys(task_texts) if text not in known]
         content, task = self.embed_queries(contents, new)

@@ -153,3 +153,4 @@ def test_task_embedder_embeds_request_views_in_one_call_as_it_would_apart(task_e
     assert content_views.shape == (2, 384) and task_views.shape == (1, 384)
     assert content_views == pytest.approx(task_embedder.content.embed_documents(contents), abs=1e-5)
     assert task_views[0] == pytest.approx(task_embedder.task.embed_query(tasks[0]), abs=1e-5)
+    assert task_embedder.embed_documents([]).shape == task_embedder.embed_views([], [], {}).shape == (0, 768)

@@ -13,9 +13,11 @@ How tasks are found (task labels are never read for it):
    further apart than `threshold`, so the number of tasks is found, not given. Two clusters whose
    outputs disagree never merge: their answer forms (yes/no, a letter, a number, text) mostly
    differ, or one has a closed answer space (8 or more outputs taking few values: "yes/no",
-   "increase/decrease", "A/B/C") that the other's outputs mostly lie outside. Sibling tasks over the
-   same texts are worded alike but answer differently. Memory grows with the square of the number
-   of groups (distinct wordings).
+   "increase/decrease", "A/B/C") that the other's outputs mostly lie outside, or their typical
+   answers differ in length (a few words against sentences). Nor do two clusters that hold the same
+   items (one review asked about in two wordings) and answer them differently. Sibling tasks over
+   the same texts are worded alike but answer differently. Memory grows with the square of the
+   number of groups (distinct wordings).
 
 A cluster of one example is not counted as a task: all of them are listed as one entry, named
 `SINGLETONS`. Where the pool carries `task`, the map reports its agreement with it (adjusted Rand
@@ -43,7 +45,7 @@ import numpy as np
 
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example, shorten
-from icl_retriever.lexical import GAP, normalize_answer
+from icl_retriever.lexical import GAP, normalize_answer, tokens
 from icl_retriever.task_embedder import TaskEmbedder
 from icl_retriever.vectorstore import ExampleVectorStore
 
@@ -63,7 +65,18 @@ MAX_OUTPUT_VALUES = 10
 ANSWER_AGREEMENT = 0.5
 #: Fewest outputs a cluster needs before its few distinct values count as a closed answer space.
 ANSWER_SPACE_MIN = 8
+#: Clusters whose median answer lengths (in words) differ by more than this factor never merge.
+ANSWER_LENGTH_RATIO = 3.0
+#: A word names an item (not the template) where at most this share of the pool's examples hold it.
+ITEM_WORD_SHARE = 0.1
+#: Fewest items two clusters must share before their answers to them can keep the clusters apart.
+SHARED_ITEMS_MIN = 2
+#: Share of their shared items two clusters must answer alike to merge. With ANSWER_LENGTH_RATIO,
+#: ITEM_WORD_SHARE and SHARED_ITEMS_MIN, chosen on the built-in pool, IEB eft_test and the iclmix
+#: dev-query tasks together (best mean ARI; README, "Know your pool").
+ITEM_AGREEMENT = 0.25
 _YES_NO = frozenset({"yes", "no", "true", "false"})
+_WORD = re.compile(r"\w")
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 #: How many of a task's most central members the verb|noun labeler reads to name it.
 _LABELED_MEMBERS = 10
@@ -198,7 +211,8 @@ def discover_tasks(
         name_tasks: name tasks with the verb|noun labeler (spaCy); otherwise by their representative.
     """
     pool = pool if isinstance(pool, StoredPool) else StoredPool.read(pool)
-    labels = cluster(pool.task_vectors, pool.task_texts, [e.output for e in pool.examples], threshold)
+    labels = cluster(pool.task_vectors, pool.task_texts, [e.output for e in pool.examples], threshold,
+                     texts=[e.instruction + "\n" + e.input for e in pool.examples])
     members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     groups = sorted((m for m in members if len(m) > 1), key=lambda m: (-len(m), int(m[0])))
     singletons = np.sort(np.concatenate([m for m in members if len(m) == 1] or [np.zeros(0, dtype=np.int64)]))
@@ -287,13 +301,20 @@ def plot_task_similarity(task_map: TaskMap, path: str | Path, *, top: int = 25) 
 
 
 def cluster(
-    vectors: np.ndarray, wordings: Sequence[str | None], outputs: Sequence[str], threshold: float
+    vectors: np.ndarray,
+    wordings: Sequence[str | None],
+    outputs: Sequence[str],
+    threshold: float,
+    *,
+    texts: Sequence[str] | None = None,
 ) -> np.ndarray:
     """A cluster number per row: identical wordings grouped, then the groups clustered.
 
     Average linkage over `_group_distances`, closest pair first, until the closest pair is further
-    apart than `threshold`; a pair whose answers disagree (`_answers_agree`) is never merged. A None
-    wording is a group of its own. Rows of `vectors` must be unit length.
+    apart than `threshold`; a pair whose answers disagree (`_answers_agree`) is never merged, nor,
+    given the rows' whole `texts`, a pair that answers the items it shares differently
+    (`_shared_items`, `_items_agree`). A None wording is a group of its own. Rows of `vectors` must
+    be unit length.
     """
     groups: dict[tuple[bool, str | int], int] = {}
     group_of = np.array(
@@ -301,14 +322,21 @@ def cluster(
     )
     if len(groups) == 1:
         return np.zeros(len(vectors), dtype=np.int64)
-    texts: list[str | None] = [w if known else None for known, w in groups]
+    group_wordings: list[str | None] = [w if known else None for known, w in groups]
     answers: list[Counter[str]] = [Counter() for _ in groups]
     forms: list[Counter[str]] = [Counter() for _ in groups]
-    for group, output in zip(group_of, outputs):
-        answer = normalize_answer(output)
+    normalized = [normalize_answer(output) for output in outputs]
+    for group, answer in zip(group_of, normalized):
         answers[group][answer] += 1
         forms[group][_form(answer)] += 1
-    distances = _group_distances(vectors, group_of, texts)
+    # cluster -> other cluster -> [shared items answered alike, answered differently]; one list per pair
+    shared: list[dict[int, list[int]]] = [{} for _ in groups]
+    for r, s in _shared_items(texts, wordings, group_of) if texts is not None else ():
+        g, h = group_of[r], group_of[s]
+        counts = shared[g].setdefault(h, [0, 0])
+        counts[normalized[r] != normalized[s]] += 1
+        shared[h][g] = counts
+    distances = _group_distances(vectors, group_of, group_wordings)
     np.fill_diagonal(distances, np.inf)
     rows = np.arange(len(groups))
     weight = np.ones(len(groups))  # groups per cluster: each group counts once, as its mean vector did
@@ -319,7 +347,7 @@ def cluster(
         j = int(nearest[i])
         if not distances[i, j] <= threshold:
             break
-        if _answers_agree(answers[i], answers[j], forms[i], forms[j]):
+        if _answers_agree(answers[i], answers[j], forms[i], forms[j]) and _items_agree(shared[i].get(j)):
             merged = (weight[i] * distances[i] + weight[j] * distances[j]) / (weight[i] + weight[j])
             distances[i], distances[:, i] = merged, merged
             distances[j], distances[:, j] = np.inf, np.inf
@@ -327,6 +355,7 @@ def cluster(
             weight[i] += weight[j]
             answers[i] += answers[j]
             forms[i] += forms[j]
+            _merge_shared(shared, i, j)
             label[label == j] = i
         else:
             distances[i, j] = distances[j, i] = np.inf  # and so for every cluster either joins later
@@ -368,17 +397,84 @@ def _answers_agree(a: Counter[str], b: Counter[str], forms_a: Counter[str], form
     """Whether two clusters' outputs (normalised answer -> count) may come from one task.
 
     No, when their answer forms (`_form`: yes/no, a letter, a number, text) overlap by under
-    `ANSWER_AGREEMENT` (histogram intersection of the forms' shares), or when one of them has a
-    closed answer space (at least `ANSWER_SPACE_MIN` examples, outputs as few as a label balance:
-    `_closed`) that the other's outputs mostly lie outside (fewer than `ANSWER_AGREEMENT` of them in it).
+    `ANSWER_AGREEMENT` (histogram intersection of the forms' shares), when both have at least
+    `ANSWER_SPACE_MIN` outputs and their median answer lengths in words differ by more than
+    `ANSWER_LENGTH_RATIO` times, or when one of them has a closed answer space (at least
+    `ANSWER_SPACE_MIN` examples, outputs as few as a label balance: `_closed`) that the other's
+    outputs mostly lie outside (fewer than `ANSWER_AGREEMENT` of them in it).
     """
     na, nb = a.total(), b.total()
     if sum(min(forms_a[f] / na, forms_b[f] / nb) for f in forms_a) < ANSWER_AGREEMENT:
         return False
+    if min(na, nb) >= ANSWER_SPACE_MIN:
+        short, long = sorted((_median_words(a), _median_words(b)))
+        if long > ANSWER_LENGTH_RATIO * short:
+            return False
     for space, other, n in ((a, b, nb), (b, a, na)):
         if _closed(space) and sum(other[answer] for answer in space) < ANSWER_AGREEMENT * n:
             return False
     return True
+
+
+def _median_words(answers: Counter[str]) -> float:
+    """The median length in words (at least 1) of a cluster's answers."""
+    lengths = [max(1, len(answer.split())) for answer in answers]
+    return float(np.median(np.repeat(lengths, list(answers.values()))))
+
+
+def _shared_items(
+    texts: Sequence[str], wordings: Sequence[str | None], group_of: np.ndarray
+) -> list[tuple[int, int]]:
+    """Pairs of rows of different groups that hold the same item (one review asked about in two ways).
+
+    A row's item words are the words of its text outside its own wording that at most
+    `ITEM_WORD_SHARE` of the rows hold (so template words a skeleton missed do not count); two rows
+    hold the same item when each one's item words all occur in the other's text. A passage asked
+    two different questions does not: each question's words are missing from the other.
+    """
+    words = [set(tokens(text)) for text in texts]
+    frequency = Counter(word for row in words for word in row)
+    most = max(2.0, ITEM_WORD_SHARE * len(texts))
+    items = [
+        {word for word in row - set((wording or "").split()) if frequency[word] <= most and _WORD.match(word)}
+        for row, wording in zip(words, wordings)
+    ]
+    holders: dict[str, list[int]] = {}
+    for r, row in enumerate(words):
+        for word in row:
+            if frequency[word] <= most:
+                holders.setdefault(word, []).append(r)
+    pairs = set()
+    for r, item in enumerate(items):
+        if not item:
+            continue
+        rarest = min(item, key=lambda word: (frequency[word], word))
+        for s in holders[rarest]:
+            if group_of[s] != group_of[r] and items[s] and item <= words[s] and items[s] <= words[r]:
+                pairs.add((min(r, s), max(r, s)))
+    return sorted(pairs)
+
+
+def _items_agree(counts: list[int] | None) -> bool:
+    """Whether two clusters may merge given [shared items answered alike, answered differently]:
+    yes under `SHARED_ITEMS_MIN` shared items, else when `ITEM_AGREEMENT` of them are answered alike."""
+    if counts is None or sum(counts) < SHARED_ITEMS_MIN:
+        return True
+    return counts[0] >= ITEM_AGREEMENT * sum(counts)
+
+
+def _merge_shared(shared: list[dict[int, list[int]]], i: int, j: int) -> None:
+    """Cluster j joins cluster i: j's shared-item counts with every other cluster become i's."""
+    for k, counts in shared[j].items():
+        del shared[k][j]
+        if k == i:
+            continue
+        if k in shared[i]:
+            shared[i][k][0] += counts[0]
+            shared[i][k][1] += counts[1]
+        else:
+            shared[i][k] = shared[k][i] = counts
+    shared[j] = {}
 
 
 def _closed(answers: Counter[str]) -> bool:

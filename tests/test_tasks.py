@@ -96,6 +96,42 @@ def test_wordings_sharing_most_words_merge_and_disagreeing_answers_never_do():
     assert len(set(cluster(same, ["a"] * 10 + ["b"] * 8, ["yes", "no"] * 9, threshold=0.45).tolist())) == 1
 
 
+def test_answer_lengths_far_apart_never_merge():
+    import numpy as np
+
+    same = np.repeat(np.eye(1, 8), 16, axis=0)  # one vector: cosine says one task
+    words = ["paris", "rome", "oslo", "lima", "kyiv", "cairo", "quito", "bern"]
+    sentences = [f"the capital of country {n} is a large city" for n in range(8)]
+    labels = cluster(same, ["a"] * 8 + ["b"] * 8, words + sentences, threshold=0.45)  # 1 word, 9 words
+    assert len(set(labels[:8].tolist())) == len(set(labels[8:].tolist())) == 1 and labels[0] != labels[8]
+    pairs = [f"{word} city" for word in words]  # 1 word against 2: no more than ANSWER_LENGTH_RATIO apart
+    assert len(set(cluster(same, ["a"] * 8 + ["b"] * 8, words + pairs, threshold=0.45).tolist())) == 1
+
+
+def test_shared_items_answered_differently_keep_wordings_apart():
+    import numpy as np
+
+    from icl_retriever.tasks import _shared_items
+
+    reviews = ["Great blender, crushes ice fast.", "Broke after one week.", "Lovely colours, soft fabric.",
+               "Battery died on day two."]
+    texts = [f"Is this review positive? {r}" for r in reviews] + [f"{r} Is this review negative?" for r in reviews]
+    wordings = ["is this review positive ? ..."] * 4 + ["... is this review negative ?"] * 4
+    same = np.repeat(np.eye(1, 8), 8, axis=0)  # one vector: cosine says one task
+    positive = ["yes", "no", "yes", "no"]
+    negative = ["no", "yes", "no", "yes"]
+    labels = cluster(same, wordings, positive + negative, threshold=0.45, texts=texts)
+    assert len(set(labels[:4].tolist())) == len(set(labels[4:].tolist())) == 1 and labels[0] != labels[4]
+    assert len(set(cluster(same, wordings, positive + negative, threshold=0.45).tolist())) == 1  # without texts
+    # The same items answered alike: one task in two wordings.
+    assert len(set(cluster(same, wordings, positive + positive, threshold=0.45, texts=texts).tolist())) == 1
+    # One passage asked two different questions is not one item; the same question in two wordings is.
+    passage = "Tom walked the old dog in the park."
+    asked = [f"Passage: {passage} Question: who walked the dog?", f"{passage} Where was the dog walked?",
+             f"{passage} Who walked the dog?"]
+    assert _shared_items(asked, ["passage : ... question : ...", "... ?", "... ?"], np.array([0, 1, 2])) == [(0, 2)]
+
+
 def test_answers_split_two_close_wordings_in_a_real_store(tmp_path, task_embedder, monkeypatch):
     from icl_retriever import tasks
 
@@ -111,6 +147,7 @@ def test_answers_split_two_close_wordings_in_a_real_store(tmp_path, task_embedde
     found = discover_tasks(store, name_tasks=False)
     assert found.n_tasks == 2 and found.ari == pytest.approx(1.0)
     monkeypatch.setattr(tasks, "ANSWER_AGREEMENT", 0.0)  # answers ignored: the wordings are one task
+    monkeypatch.setattr(tasks, "ITEM_AGREEMENT", 0.0)  # (both end in "step {n}.": shared items to them)
     assert discover_tasks(store, name_tasks=False).n_tasks == 1
 
 

@@ -51,9 +51,10 @@ def threshold_sweep(stored: StoredPool, thresholds: Sequence[float] = THRESHOLDS
 
     gold = list(gold_tasks(stored).values())
     outputs = [e.output for e in stored.examples]
+    texts = [e.instruction + "\n" + e.input for e in stored.examples]
     out = {}
     for threshold in thresholds:
-        labels = cluster(stored.task_vectors, stored.task_texts, outputs, threshold)
+        labels = cluster(stored.task_vectors, stored.task_texts, outputs, threshold, texts=texts)
         out[f"{threshold:g}"] = {
             "ari": float(adjusted_rand_score(gold, labels)),
             "n_tasks": int((np.bincount(labels) > 1).sum()),

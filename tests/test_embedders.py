@@ -154,3 +154,39 @@ def test_task_embedder_embeds_request_views_in_one_call_as_it_would_apart(task_e
     assert content_views == pytest.approx(task_embedder.content.embed_documents(contents), abs=1e-5)
     assert task_views[0] == pytest.approx(task_embedder.task.embed_query(tasks[0]), abs=1e-5)
     assert task_embedder.embed_documents([]).shape == task_embedder.embed_views([], [], {}).shape == (0, 768)
+
+
+def test_onnx_runtime_gives_torch_vectors_and_exports_once(tmp_path, monkeypatch, pie_untrained):
+    """ONNX Runtime runs the exported encoder: the same vectors as torch, batched (padding) and one
+    by one, for a different text length than the export traced; a second embedder reuses the export."""
+    from icl_retriever import onnx_encoder
+
+    monkeypatch.setenv("ICL_RETRIEVER_CACHE", str(tmp_path))
+    monkeypatch.setenv("ICL_RETRIEVER_ENCODER", "onnx")
+    texts = [*TEXTS, "A much longer request: " + "list every prime below one hundred, " * 12]
+    onnx = PIEEmbedder()
+    assert onnx.runtime == "onnx" and onnx.fingerprint == pie_untrained.fingerprint
+    exported = list(tmp_path.glob("onnx/*/model.onnx"))
+    assert len(exported) == 1 and not list(tmp_path.glob("onnx/*/*.tmp"))
+    np.testing.assert_allclose(onnx.embed_documents(texts), pie_untrained.embed_documents(texts), atol=1e-5)
+    np.testing.assert_allclose(onnx.embed_query(texts[0]), pie_untrained.embed_query(texts[0]), atol=1e-5)
+
+    monkeypatch.setattr(onnx_encoder, "export", lambda *a: pytest.fail("exported again"))
+    again = SemanticEmbedder()
+    np.testing.assert_allclose(again.embed_documents(TEXTS), SemanticEmbedder(runtime="torch").embed_documents(TEXTS), atol=1e-5)
+
+
+def test_encoder_runtime_setting_is_checked(monkeypatch):
+    from icl_retriever.models import encoder_runtime
+
+    monkeypatch.delenv("ICL_RETRIEVER_ENCODER", raising=False)
+    assert encoder_runtime() == "torch"
+    monkeypatch.setenv("ICL_RETRIEVER_ENCODER", "tensorrt")
+    with pytest.raises(IclRetrieverError, match="ICL_RETRIEVER_ENCODER must be torch or onnx, got 'tensorrt'"):
+        encoder_runtime()
+
+
+def test_decoders_stay_on_torch(monkeypatch):
+    monkeypatch.setenv("ICL_RETRIEVER_ENCODER", "onnx")
+    with pytest.raises(IclRetrieverError, match="onnx runtime runs encoder models; a decoder"):
+        PIEEmbedder(pooling="last", runtime="onnx")

@@ -43,6 +43,7 @@ TRACKED_PACKAGES: tuple[str, ...] = (
     "scikit-learn",
     "rank-bm25",
     "bm25s",
+    "onnxruntime",
 )
 
 

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from icl_retriever.bench.abstention import (
     Candidates,
+    abstention_markdown,
     choose_threshold,
     fit_calibration,
     run_abstention,
@@ -180,7 +181,7 @@ def test_run_abstention_on_a_small_iclmix_pool(small_pool, tmp_path):  # noqa: F
     pool, ids, queries = small_pool
     rows = load_rows(pool)
     requests = {q: (rows[q].example.instruction, "Please help. " + rows[q].example.input) for q in queries}
-    results, calibration = run_abstention(pool, queries, requests=requests, cache=tmp_path / "cache", log=lambda _: None)
+    results, calibration = run_abstention(pool, queries, requests=requests, repeats=3, cache=tmp_path / "cache", log=lambda _: None)
     assert set(results["evaluations"]) == {"original (cross-fit)", "fresh (cross-fit)", "fresh (all-original fit)"}
     for evaluation in results["evaluations"].values():
         removed = [m["removed_wrong_task_removed"] for m in evaluation["thresholds"]]
@@ -188,6 +189,14 @@ def test_run_abstention_on_a_small_iclmix_pool(small_pool, tmp_path):  # noqa: F
         assert removed == sorted(removed) and abstain == sorted(abstain)  # a higher threshold only removes more
         assert 0.0 <= evaluation["separability"]["auc"] <= 1.0
     assert len(results["fold_weights"]) == 2 and calibration.fit["recommended_min_task_score"] == results["recommended_threshold"]
+    # the first split is the reported one; the others use the next seeds and choose their own thresholds
+    first, *others = results["splits"]
+    assert [split["seed"] for split in results["splits"]] == [0, 1, 2]
+    assert first["threshold"] == results["recommended_threshold"]
+    assert first["original"] == results["evaluations"]["original (cross-fit)"]["at_recommended"]
+    assert first["fresh"] == results["evaluations"]["fresh (cross-fit)"]["at_recommended"]
+    markdown = abstention_markdown(results, "cmd")
+    assert "## 3 splits of the tasks into 2 folds" in markdown and "| mean |" in markdown
 
 
 def test_select_and_ask_cli_carry_task_score_and_say_zero_shot(stores):

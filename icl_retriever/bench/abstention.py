@@ -174,11 +174,16 @@ def run_abstention(
     k: int = 2,
     folds: int = 2,
     seed: int = 0,
+    repeats: int = 1,
     cache: str | Path | None = None,
     log: LogFn = _stderr,
 ) -> tuple[dict[str, Any], TaskScoreCalibration]:
     """Cross-fitted abstention metrics on both wordings, and the calibration fit on all the queries
-    in the pool's wording (what ships as `weights/task-score.json`)."""
+    in the pool's wording (what ships as `weights/task-score.json`).
+
+    `repeats` > 1 also splits the tasks into folds with the seeds after `seed` (`results["splits"]`:
+    each split's own recommended threshold and its numbers there), since one split of 58 tasks
+    into folds moves the held-out numbers by several points."""
     from icl_retriever.models import cache_dir
 
     start = time.perf_counter()
@@ -214,11 +219,8 @@ def run_abstention(
             data[(wording, setting)] = collect(store, queries, exclusions[setting], rows)
             log(f"[{wording}/{setting}] ranked {len(queries)} queries in {time.perf_counter() - t0:.1f} s")
 
-    fold_of = task_folds([row.task for row in originals], folds, seed)
-    fitted = [
-        fit_calibration([c for s in FIT_SETTINGS for c in data[("original", s)] if fold_of[c.task] != f])
-        for f in range(folds)
-    ]
+    tasks = [row.task for row in originals]
+    fold_of, fitted = cross_fit(data, tasks, folds, seed)
     shipped = fit_calibration(
         [c for s in FIT_SETTINGS for c in data[("original", s)]],
         fit={
@@ -229,19 +231,13 @@ def run_abstention(
         },
     )
 
-    def scored(items: Sequence[Candidates], model: TaskScoreCalibration | None) -> list[tuple[np.ndarray, np.ndarray]]:
-        # model None: cross-fitted, each query scored by the fit that never saw its task
-        return [
-            ((model or fitted[fold_of[c.task]]).probability(c.features) if len(c.features) else np.zeros(0), c.same)
-            for c in items
-        ]
-
     evaluations: dict[str, Any] = {}
     for wording in wordings:
         for name, model in (("cross-fit", None), ("all-original fit", shipped)):
             if wording == "original" and model is not None:
                 continue  # in-sample: not reported
-            present, removed = scored(data[(wording, "present")], model), scored(data[(wording, "removed")], model)
+            present = scored(data[(wording, "present")], model, fitted, fold_of)
+            removed = scored(data[(wording, "removed")], model, fitted, fold_of)
             evaluations[f"{wording} ({name})"] = {
                 "wording": wording,
                 "calibration": name,
@@ -255,6 +251,7 @@ def run_abstention(
         evaluation["at_recommended"] = next(
             (m for m in evaluation["thresholds"] if chosen is not None and m["threshold"] == chosen), None
         )
+    other_splits = [split_outcome(data, list(wordings), tasks, folds, seed + r, k) for r in range(1, repeats)]
     results = {
         "benchmark": "abstention",
         "pool": str(pool),
@@ -269,9 +266,59 @@ def run_abstention(
         "recommended_threshold": chosen,
         "max_wrong_abstain": MAX_WRONG_ABSTAIN,
         "evaluations": evaluations,
+        "splits": [split_outcome(data, list(wordings), tasks, folds, seed, k), *other_splits],
         "total_s": round(time.perf_counter() - start, 1),
     }
     return results, shipped
+
+
+def cross_fit(
+    data: dict[tuple[str, str], list[Candidates]], tasks: Sequence[str], folds: int, seed: int
+) -> tuple[dict[str, int], list[TaskScoreCalibration]]:
+    """Each task's fold, and per fold the calibration fit on the other folds' tasks (pool wording)."""
+    fold_of = task_folds(tasks, folds, seed)
+    fitted = [
+        fit_calibration([c for s in FIT_SETTINGS for c in data[("original", s)] if fold_of[c.task] != f])
+        for f in range(folds)
+    ]
+    return fold_of, fitted
+
+
+def scored(
+    items: Sequence[Candidates],
+    model: TaskScoreCalibration | None,
+    fitted: Sequence[TaskScoreCalibration],
+    fold_of: dict[str, int],
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(probabilities, same-task) per query; model None: cross-fitted, each query scored by the fit
+    that never saw its task."""
+    return [
+        ((model or fitted[fold_of[c.task]]).probability(c.features) if len(c.features) else np.zeros(0), c.same)
+        for c in items
+    ]
+
+
+def split_outcome(
+    data: dict[tuple[str, str], list[Candidates]], wordings: Sequence[str], tasks: Sequence[str], folds: int, seed: int, k: int
+) -> dict[str, Any]:
+    """One split of the tasks into folds: the threshold it recommends (original wording, cross-fit)
+    and each wording's numbers at that threshold."""
+    fold_of, fitted = cross_fit(data, tasks, folds, seed)
+    sweeps = {
+        wording: [
+            threshold_metrics(
+                scored(data[(wording, "present")], None, fitted, fold_of),
+                scored(data[(wording, "removed")], None, fitted, fold_of),
+                t,
+                k,
+            )
+            for t in THRESHOLDS
+        ]
+        for wording in wordings
+    }
+    chosen = choose_threshold(sweeps["original"])
+    at = {wording: next((m for m in sweep if m["threshold"] == chosen), None) for wording, sweep in sweeps.items()}
+    return {"seed": seed, "threshold": chosen, **at}
 
 
 def choose_threshold(thresholds: Sequence[dict[str, Any]]) -> float | None:
@@ -338,6 +385,11 @@ def abstention_markdown(results: dict[str, Any], command: str) -> str:
         "wrong-task removed is 1 - wrong-task demonstrations kept / wrong-task demonstrations without a threshold; "
         "negative where dropping a candidate lets a lower-ranked one of another task in.",
     ]
+    splits = results.get("splits", [])
+    if len(splits) > 1:
+        parts += ["", f"## {len(splits)} splits of the tasks into {results['folds']} folds", "",
+                  "Each split recommends its own threshold (as above); its held-out numbers there:", "",
+                  _splits_table(splits)]
     for name, evaluation in results["evaluations"].items():
         parts += [
             "",
@@ -374,6 +426,19 @@ def abstention_markdown(results: dict[str, Any], command: str) -> str:
         f"Total time: {results['total_s']:.0f} s.",
     ]
     return "\n".join(parts)
+
+
+def _splits_table(splits: Sequence[dict[str, Any]]) -> str:
+    columns = [(w, key) for w in ("original", "fresh") if w in splits[0] for key in ("removed_wrong_task_removed", "present_abstain")]
+    rows = [
+        [str(split["seed"]), _report.format_value(split["threshold"], 2),
+         *[_report.format_value((split[w] or {}).get(key)) for w, key in columns]]
+        for split in splits
+    ]
+    means = [np.mean([split[w][key] for split in splits if split[w]]) if any(split[w] for split in splits) else None for w, key in columns]
+    rows.append(["mean", "", *[_report.format_value(m) for m in means]])
+    headers = ["fold seed", "threshold", *[f"{w}: {'removed: wrong demos removed' if key.startswith('removed') else 'present: abstains'}" for w, key in columns]]
+    return _report.markdown_table(headers, rows)
 
 
 def write_results(out: str | Path, results: dict[str, Any], header: dict[str, Any], markdown: str) -> list[Path]:

@@ -255,6 +255,9 @@ def abstention(
     k: Annotated[int, typer.Option("-k", "--k", min=1, help="Demonstrations per query.")] = 2,
     folds: Annotated[int, typer.Option(min=2, help="Task folds for the held-out (cross-fit) numbers.")] = 2,
     seed: Annotated[int, typer.Option(help="Seed of the task folds.")] = 0,
+    repeats: Annotated[
+        int, typer.Option(min=1, help="Splits of the tasks into folds (seeds seed, seed+1, ...), each reported.")
+    ] = 1,
     save_calibration: Annotated[
         Path | None,
         typer.Option(help="Write the calibration fit on all queries (pool wording) here, e.g. "
@@ -275,7 +278,9 @@ def abstention(
 
     pool, query_ids, requests = dev.read()
     header = _report.provenance(seed=seed)
-    results, calibration = run_abstention(pool, query_ids, requests=requests, k=k, folds=folds, seed=seed, cache=dev.cache)
+    results, calibration = run_abstention(
+        pool, query_ids, requests=requests, k=k, folds=folds, seed=seed, repeats=repeats, cache=dev.cache
+    )
     if save_calibration is not None:
         calibration.model_copy(update={"fit": {**calibration.fit, "command": header["command"]}}).save(save_calibration)
         log(f"Wrote {save_calibration}")

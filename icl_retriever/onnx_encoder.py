@@ -56,10 +56,11 @@ class OnnxEncoder:
         self._torch = torch
 
     def __call__(self, batch: Mapping[str, Any]) -> Any:
-        """Last hidden state (batch, tokens, hidden) as a CPU torch tensor, for a tokenizer's torch batch."""
+        """Last hidden state (batch, tokens, hidden) as a torch tensor on the batch's device, for a
+        tokenizer's torch batch."""
         feeds = {name: batch[name].cpu().numpy().astype(np.int64) for name in self.input_names}
         (hidden,) = self._session.run(["last_hidden_state"], feeds)
-        return self._torch.from_numpy(hidden)
+        return self._torch.from_numpy(hidden).to(batch[self.input_names[0]].device)
 
 
 def export(model: Any, path: Path, input_names: Sequence[str]) -> Path:

@@ -186,7 +186,8 @@ def test_encoder_runtime_setting_is_checked(monkeypatch):
         encoder_runtime()
 
 
-def test_decoders_stay_on_torch(monkeypatch):
-    monkeypatch.setenv("ICL_RETRIEVER_ENCODER", "onnx")
+def test_onnx_runtime_refuses_decoders_and_unidentified_weights(pie_untrained):
     with pytest.raises(IclRetrieverError, match="onnx runtime runs encoder models; a decoder"):
         PIEEmbedder(pooling="last", runtime="onnx")
+    with pytest.raises(IclRetrieverError, match="keys its export by weights: pass weights_id= with model="):
+        SemanticEmbedder(model=pie_untrained.model, runtime="onnx")

@@ -102,6 +102,43 @@ def test_query_many_past_chromas_sql_variable_limit(tmp_path, toy):
         assert pool[i % 200].key not in {h.example.key for h in found[i]}
 
 
+def test_query_many_answers_as_one_full_chroma_query_and_remembers_records(tmp_path, toy, monkeypatch):
+    """Records come from the store's memory (bounded) or one `get`: ids, scores, vectors and
+    examples equal what a Chroma query with every field returns, warm or cold, vectors or not."""
+    import icl_retriever.store as store_module
+
+    monkeypatch.setattr(store_module, "REMEMBERED_RECORDS", 4)
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    vectors = toy.embed_documents(["Translate this sentence into French.", "Is this review positive?"])
+    full = store._collection.query(query_embeddings=list(vectors), n_results=3, include=["metadatas", "distances", "embeddings"])
+    for with_vectors in (False, True, True):  # cold, then vectors added to remembered records, then warm
+        found = store.query_many(vectors, 3, with_vectors=with_vectors)
+        for q, hits in enumerate(found):
+            assert [h.example.key for h in hits] == full["ids"][q]
+            assert [h.score for h in hits] == [1.0 - d for d in full["distances"][q]]
+            assert [h.example.model_dump_json() for h in hits] == [m["_example"] for m in full["metadatas"][q]]
+            assert all(h.task_text is None for h in hits)
+            if with_vectors:
+                assert all(np.array_equal(h.vector, np.asarray(v, np.float32)) for h, v in zip(hits, full["embeddings"][q]))
+            else:
+                assert all(h.vector is None for h in hits)
+        assert len(store._remembered) <= 4
+
+
+def test_remembered_records_are_forgotten_after_a_write_from_any_store(tmp_path, toy):
+    examples = make_examples()
+    reader = ExampleStore(toy, "demo", tmp_path)
+    reader.index(examples)
+    query = toy.embed_query(toy.text_for(examples[0].instruction, examples[0].input))
+    assert reader.query(query, 1)[0].example.output == examples[0].output
+    ExampleStore.open("demo", tmp_path, embedder=toy).index([examples[0].model_copy(update={"output": "changed"})])
+    assert reader.query(query, 1)[0].example.output == "changed"
+    hit = reader.query(query, 1, with_vectors=True)[0]
+    with pytest.raises(ValueError):  # remembered records share their vectors: read-only
+        hit.vector[0] = 1.0
+
+
 @pytest.mark.parametrize(
     ("where", "reason"),
     [({"topic": {"$bogus": 1}}, r"got \$bogus"), ({"$and": []}, r"at least two where expressions")],

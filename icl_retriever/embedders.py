@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -172,12 +172,14 @@ class TransformerEmbedder:
         """Embed texts in length-sorted batches; returns (n, dimension) float32, unit norm.
 
         Texts that tokenize alike (an uncased model does not see case, and the tokenizer splits
-        punctuation off either way) are encoded once: their vectors are the same.
+        punctuation off either way) are encoded once: their vectors are the same. Each text is
+        tokenized once; a batch is its token ids padded on the right.
         """
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompts = [self._fill_template(text) for text in texts]
-        token_ids = self.tokenizer(prompts, truncation=True, max_length=self.max_length)["input_ids"]
+        encoding = self.tokenizer(prompts, truncation=True, max_length=self.max_length)
+        token_ids = encoding["input_ids"]
         first: dict[tuple[int, ...], int] = {}
         source = np.array([first.setdefault(tuple(ids), i) for i, ids in enumerate(token_ids)])
         distinct = list(first.values())
@@ -186,8 +188,19 @@ class TransformerEmbedder:
             [len(token_ids[i]) for i in distinct], self.batch_size, PADDING_SLACK, PADDING_SPARE_TOKENS
         ):
             index = [distinct[j] for j in batch]
-            out[index] = self._embed_batch([prompts[i] for i in index])
+            out[index] = self._embed_batch(self._padded(encoding, index))
         return out[source]
+
+    def _padded(self, encoding: Mapping[str, list[list[int]]], index: Sequence[int]) -> dict[str, Any]:
+        """The tokenizer's fields of these rows as tensors, padded on the right to the longest row,
+        as the tokenizer itself pads them (`padding=True`)."""
+        torch = self._torch
+        longest = max(len(encoding["input_ids"][i]) for i in index)
+        fill = {"input_ids": self.tokenizer.pad_token_id, "token_type_ids": self.tokenizer.pad_token_type_id}
+        return {
+            name: torch.tensor([rows[i] + [fill.get(name, 0)] * (longest - len(rows[i])) for i in index]).to(self.device)
+            for name, rows in encoding.items()
+        }
 
     def _fill_template(self, text: str) -> str:
         if self.middle_truncate:
@@ -208,11 +221,9 @@ class TransformerEmbedder:
         head, tail = offsets[: budget // 2], offsets[len(offsets) - (budget - budget // 2) :]
         return text[: head[-1][1]] + " ... " + text[tail[0][0] :]
 
-    def _embed_batch(self, prompts: list[str]) -> np.ndarray:
+    def _embed_batch(self, batch: dict[str, Any]) -> np.ndarray:
+        """One encoder pass over a padded batch (`_padded`): its pooled vectors, unit length."""
         torch = self._torch
-        batch = self.tokenizer(
-            prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(self.device)
         with torch.inference_mode():
             hidden = self._onnx(batch) if self._onnx is not None else self.model(**batch).last_hidden_state
         mask = batch["attention_mask"]

@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -46,6 +47,9 @@ GAP = "..."
 TEMPLATE_N = 4
 #: Length of the n-grams a request must share with a neighbour's content to count as content.
 CONTENT_N = 5
+#: Candidates' (task text, n) pairs whose n-gram sets `word_overlap` remembers, the least recently
+#: used forgotten first (a few kB each for a template skeleton).
+REMEMBERED_GRAM_SETS = 4096
 
 
 def tokens(text: str) -> list[str]:
@@ -181,19 +185,27 @@ def strip_shared_content(request: str, neighbours: Iterable[tuple[str, str]]) ->
 
 
 def word_overlap(query: str, candidates: Sequence[str], n: int = 1) -> np.ndarray:
-    """Jaccard overlap of the query's word n-grams with each candidate's, in [0, 1] ('...' ignored)."""
+    """Jaccard overlap of the query's word n-grams with each candidate's, in [0, 1] ('...' ignored).
 
-    def grams(text: str) -> set[str]:
-        # n-grams never span a gap: "a ... b" has no bigram "a b".
-        return {gram for part in text.split(GAP) for gram in _ngrams(part.split(), n)}
-
-    mine = grams(query)
+    The candidates' n-gram sets are remembered (`REMEMBERED_GRAM_SETS`): a pool's task wordings
+    recur among the candidates of request after request.
+    """
+    mine = _gram_set(query, n)
     out = np.zeros(len(candidates))
     for i, text in enumerate(candidates):
-        theirs = grams(text)
-        union = len(mine | theirs)
-        out[i] = len(mine & theirs) / union if union else 0.0
+        theirs = _remembered_gram_set(text, n)
+        shared = len(mine & theirs)
+        union = len(mine) + len(theirs) - shared
+        out[i] = shared / union if union else 0.0
     return out
+
+
+def _gram_set(text: str, n: int) -> frozenset[str]:
+    """A task text's word n-grams; they never span a gap: "a ... b" has no bigram "a b"."""
+    return frozenset(gram for part in text.split(GAP) for gram in _ngrams(part.split(), n))
+
+
+_remembered_gram_set = functools.lru_cache(maxsize=REMEMBERED_GRAM_SETS)(_gram_set)
 
 
 #: Longest output (in words) that can be an answer a request names; longer ones are free text.

@@ -9,7 +9,8 @@ vector spaces.
 
 `rebuild` fills a new collection and then points the alias record `NAME-alias` at it, so readers
 never see a half-built index; every write changes the collection's `revision`, on which selectors
-key their in-memory caches.
+key their in-memory caches, and so does the store's memory of the records its queries returned
+(`query_many` asks Chroma for ids and distances, and reads only the records it does not remember).
 
 Nothing here reads the whole collection in one Chroma call (one `get` of everything fails past
 ~50k rows): whole-pool reads go page by page, and only indexing makes them.
@@ -53,6 +54,10 @@ INDEX_CHUNK = 2048
 #: Task views an index run remembers across its chunks (a pool repeats its instructions); the
 #: memory is forgotten when full, so it stays bounded (about 1.5 kB each with MiniLM).
 REMEMBERED_TASK_VIEWS = 10_000
+#: Records (example, task wording, vector) a store remembers between queries, the least recently
+#: returned forgotten first: about 5 kB each with the task embedder (iclmix dev, 464 requests,
+#: touches 4,589 records and selects as fast with 4,096 remembered as with 10,000).
+REMEMBERED_RECORDS = 4096
 #: Seconds to wait for a Chroma server's answer.
 DEFAULT_TIMEOUT = 60.0
 #: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
@@ -154,6 +159,8 @@ class ExampleStore:
         # Kept on this machine even for a Chroma server: only indexing reads them.
         self._folder = Path(path) / name
         self._final = collection_name(name)
+        self._remembered: dict[str, Hit] = {}
+        self._remembered_revision: str | None = None
         if not create:
             self._client, self._collection = _existing(name, path, url, timeout)
         else:
@@ -393,11 +400,17 @@ class ExampleStore:
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
         """The `n` nearest examples to each vector, most similar first, in as few Chroma queries as
-        its limits allow; `exclude_ids` holds one collection of ids per vector."""
+        its limits allow; `exclude_ids` holds one collection of ids per vector.
+
+        Chroma is asked for ids and distances only; the records come from the store's memory of
+        recently returned ones (`REMEMBERED_RECORDS`, forgotten when the store's revision changes),
+        and those it lacks are read in one `get`: a record costs its transfer and parsing once,
+        not once per query.
+        """
         excludes = [set(e) for e in exclude_ids] if exclude_ids is not None else [set() for _ in range(len(vectors))]
         if n <= 0 or len(vectors) == 0:
             return [[] for _ in range(len(vectors))]
-        include = ["metadatas", "distances"] + (["embeddings"] if with_vectors else [])
+        self._check_remembered()  # also follows a rebuild to its new collection
         # More than the store holds is fine: Chroma returns what there is (a count would cost a call).
         n_results = n + max(map(len, excludes))
         # Chroma reads all results of one call in one SQL statement (at most 32,766 variables).
@@ -409,19 +422,44 @@ class ExampleStore:
                     query_embeddings=[np.asarray(vector, dtype=np.float32) for vector in vectors[start : start + per_call]],
                     n_results=n_results,
                     where=dict(where) if where else None,
-                    include=include,
+                    include=["distances"],
                 )
-            for q, exclude in enumerate(excludes[start : start + per_call]):
-                found = result["embeddings"][q] if with_vectors else None
-                hits = [
-                    _hit(metadata, 1.0 - float(distance), found[i] if found is not None else None)
-                    for i, (key, metadata, distance) in enumerate(
-                        zip(result["ids"][q], result["metadatas"][q], result["distances"][q])
-                    )
-                    if key not in exclude
-                ]
-                out.append(hits[:n])
+            nearest = [
+                [(key, distance) for key, distance in zip(keys, distances) if key not in exclude][:n]
+                for keys, distances, exclude in zip(result["ids"], result["distances"], excludes[start : start + per_call])
+            ]
+            records = self._records([key for pairs in nearest for key, _ in pairs], with_vectors)
+            # A record deleted since the query is left out.
+            out += [[_scored(records[key], distance, with_vectors) for key, distance in pairs if key in records] for pairs in nearest]
         return out
+
+    def _check_remembered(self) -> None:
+        """Forget the remembered records once the index has changed (a write from any process)."""
+        revision = self.revision
+        if revision != self._remembered_revision:
+            self._remembered.clear()
+            self._remembered_revision = revision
+
+    def _records(self, keys: Sequence[str], with_vectors: bool) -> dict[str, Hit]:
+        """The stored records with these ids (NaN scores; vectors too when `with_vectors`): from
+        memory where remembered, the others read from Chroma and remembered."""
+        remembered = self._remembered
+        found = {key: remembered[key] for key in keys if key in remembered}
+        missing = [key for key in dict.fromkeys(keys) if key not in found or (with_vectors and found[key].vector is None)]
+        include = ["metadatas", "embeddings"] if with_vectors else ["metadatas"]
+        for start in range(0, len(missing), RESULTS_PER_QUERY):
+            page = self._collection.get(ids=missing[start : start + RESULTS_PER_QUERY], include=include)
+            vectors = page["embeddings"] if with_vectors else [None] * len(page["ids"])
+            for key, metadata, vector in zip(page["ids"], page["metadatas"], vectors):
+                found[key] = record = _hit(metadata, vector=vector)
+                if record.vector is not None:
+                    record.vector.flags.writeable = False  # the hits of every query share it
+        for key, record in found.items():  # most recently used last
+            remembered.pop(key, None)
+            remembered[key] = record
+        while len(remembered) > REMEMBERED_RECORDS:
+            del remembered[next(iter(remembered))]
+        return found
 
     def get(self, ids: Sequence[str], *, where: Mapping[str, Any] | None = None) -> list[Hit]:
         """The stored examples with these ids (that match `where`), in the order given; ids not
@@ -484,6 +522,11 @@ def _pages(collection: Any, include: list[str], where: Mapping[str, Any] | None,
 def _hit(metadata: Mapping[str, Any], score: float = float("nan"), vector: Any = None) -> Hit:
     vec = np.asarray(vector, dtype=np.float32) if vector is not None else None
     return Hit(_example_from(metadata), score, vec, metadata.get(_TASK_KEY))
+
+
+def _scored(record: Hit, distance: float, with_vector: bool) -> Hit:
+    """A remembered record as a query's hit: its cosine similarity, and its vector if asked for."""
+    return Hit(record.example, 1.0 - float(distance), record.vector if with_vector else None, record.task_text)
 
 
 def _revision(collection: Any) -> str:

@@ -43,6 +43,25 @@ class ToyEmbedder:
         return self.embed_documents([text])[0]
 
 
+def record_passes(embedder: Any, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The texts of each encoder pass `embedder` (a `TransformerEmbedder`) makes from now on, as
+    its tokenizer reads them back (`read_back`)."""
+    passes: list[list[str]] = []
+    encode = embedder._embed_batch
+
+    def recording(batch: dict[str, Any]) -> np.ndarray:
+        passes.append(embedder.tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=True))
+        return encode(batch)
+
+    monkeypatch.setattr(embedder, "_embed_batch", recording)
+    return passes
+
+
+def read_back(embedder: Any, text: str) -> str:
+    """`text` as `record_passes` shows it: tokenized and decoded (lower-cased by MiniLM)."""
+    return embedder.tokenizer.decode(embedder.tokenizer(text)["input_ids"], skip_special_tokens=True)
+
+
 @pytest.fixture(scope="session")
 def pie_untrained() -> PIEEmbedder:
     return PIEEmbedder()

@@ -7,6 +7,7 @@ from icl_retriever import embedders
 from icl_retriever.embedders import PIE_TEMPLATE, PIEEmbedder, SemanticEmbedder, load_embedder
 from icl_retriever.errors import IclRetrieverError, ModelNotFoundError
 from icl_retriever.models import minilm_path
+from tests.conftest import read_back, record_passes
 
 TEXTS = ["Classify the sentiment of this review.", "Translate the sentence into French, please.", "Sum."]
 
@@ -35,12 +36,26 @@ def test_batches_hold_texts_of_similar_length_shortest_first():
     assert batches([], 32, 1.2, 32) == []
 
 
+@pytest.mark.parametrize("name", ["semantic", "pie_untrained"])
+def test_batches_are_padded_as_the_tokenizer_pads_them(name, request):
+    """Texts are tokenized once and padded by hand: the tensors equal the tokenizer's own padding
+    (`padding=True`), truncated texts included."""
+    embedder = request.getfixturevalue(name)
+    prompts = [embedder._fill_template(text) for text in ["Sum.", "Is it good? " + "word " * 400, "Hello, World!"]]
+    encoding = embedder.tokenizer(prompts, truncation=True, max_length=embedder.max_length)
+    expected = embedder.tokenizer(prompts, padding=True, truncation=True, max_length=embedder.max_length, return_tensors="pt")
+    for index in ([0, 1, 2], [2, 0]):
+        got = embedder._padded(encoding, index)
+        assert set(got) == set(expected)
+        for field, tensor in expected.items():
+            want = tensor[index][:, : max(len(encoding["input_ids"][i]) for i in index)]
+            assert got[field].dtype == want.dtype and got[field].equal(want), field
+
+
 def test_texts_that_tokenize_alike_are_encoded_once(semantic, monkeypatch):
-    passes: list[list[str]] = []
-    encode = semantic._embed_batch
-    monkeypatch.setattr(semantic, "_embed_batch", lambda prompts: passes.append(prompts) or encode(prompts))
+    passes = record_passes(semantic, monkeypatch)
     vectors = semantic.embed_documents(["Hello, World!", "Goodbye.", "hello , world !"])
-    assert sorted(prompt for batch in passes for prompt in batch) == ["Goodbye.", "Hello, World!"]
+    assert sorted(prompt for batch in passes for prompt in batch) == [read_back(semantic, "Goodbye."), read_back(semantic, "Hello, World!")]
     np.testing.assert_array_equal(vectors[0], vectors[2])
     assert vectors[0] @ vectors[1] < 0.9
 

@@ -86,6 +86,22 @@ def test_word_overlap_is_jaccard_ignoring_gaps(n, expected):
     assert word_overlap("", [""], 1).tolist() == [0.0]
 
 
+def test_word_overlap_remembers_candidates_per_text_and_n():
+    """Candidates' n-gram sets are remembered: asked again, in another order, with another n or
+    against another query, the values stay the exact Jaccard of fresh sets."""
+    candidates = ["pick a , b or c", "... pick a , b", "pick a , b or c", "c or d"]
+
+    def jaccard(a, b, n):
+        grams = lambda t: {" ".join(w[i : i + n]) for p in t.split("...") for w in [p.split()] for i in range(len(w) - n + 1)}
+        union = grams(a) | grams(b)
+        return len(grams(a) & grams(b)) / len(union) if union else 0.0
+
+    for query in ("pick a , b", "c or d ... pick", "pick a , b"):
+        for n in (1, 2, 1, 3):
+            for order in (candidates, candidates[::-1]):
+                assert word_overlap(query, order, n).tolist() == [jaccard(query, c, n) for c in order]
+
+
 @pytest.mark.parametrize(
     ("request_text", "outputs", "expected"),
     [

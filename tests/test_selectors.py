@@ -19,7 +19,7 @@ from icl_retriever.selectors import (
 )
 from icl_retriever.lexical import answer_match, task_text, word_overlap
 from icl_retriever.store import ExampleStore
-from tests.conftest import ROOT, make_examples
+from tests.conftest import ROOT, make_examples, read_back, record_passes
 
 REQUEST = {"instruction": "Translate this sentence into French.", "input": "I like the pasta."}
 
@@ -276,16 +276,15 @@ def test_a_whole_prompt_is_encoded_again_only_when_stripping_cut_its_wording(tmp
 
     store = ExampleStore(task_embedder, "siblings", tmp_path)
     store.index(_sibling_pool())
-    passes: list[list[str]] = []
-    encode = task_embedder.content._embed_batch
-    monkeypatch.setattr(task_embedder.content, "_embed_batch", lambda prompts: passes.append(prompts) or encode(prompts))
+    passes = record_passes(task_embedder.content, monkeypatch)
     selector = TaskExampleSelector(store=store, k=2)
     selector.select_hits({"instruction": "Write a haiku about autumn leaves."})  # shares nothing with the pool
-    assert passes == [["Write a haiku about autumn leaves."]]  # its wording tokenizes like its content
+    assert passes == [[read_back(task_embedder.content, "Write a haiku about autumn leaves.")]]  # its wording tokenizes like its content
     passes.clear()
     selector.select_hits({"instruction": f"{STORIES[1]}\nGiven the passage above, pick the best answer.\nChoices:\nA. yes\nB. no"})
     assert len(passes) == 2 and len(passes[0]) == 1
-    assert passes[1] == ["... given the passage above , pick the best answer . choices : a . yes b . no"]
+    wording = "... given the passage above , pick the best answer . choices : a . yes b . no"
+    assert passes[1] == [read_back(task_embedder.content, wording)]
 
 
 def test_group_support_sums_the_best_scores_of_each_task_group():

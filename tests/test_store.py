@@ -7,7 +7,7 @@ from icl_retriever.errors import EmbedderMismatchError, IclRetrieverError, Store
 from icl_retriever.example import Example
 from icl_retriever.lexical import TemplateStats
 from icl_retriever.store import TEMPLATE_STATS_FILE, ExampleStore, collection_name
-from tests.conftest import ROOT, make_examples
+from tests.conftest import ROOT, make_examples, read_back, record_passes
 
 
 def test_round_trip_is_exact(tmp_path, pie_untrained):
@@ -100,6 +100,43 @@ def test_query_many_past_chromas_sql_variable_limit(tmp_path, toy):
         alone = store.query(vectors[i], 150, exclude_ids=[pool[i % 200].key])
         assert [h.example.key for h in found[i]] == [h.example.key for h in alone]
         assert pool[i % 200].key not in {h.example.key for h in found[i]}
+
+
+def test_query_many_answers_as_one_full_chroma_query_and_remembers_records(tmp_path, toy, monkeypatch):
+    """Records come from the store's memory (bounded) or one `get`: ids, scores, vectors and
+    examples equal what a Chroma query with every field returns, warm or cold, vectors or not."""
+    import icl_retriever.store as store_module
+
+    monkeypatch.setattr(store_module, "REMEMBERED_RECORDS", 4)
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    vectors = toy.embed_documents(["Translate this sentence into French.", "Is this review positive?"])
+    full = store._collection.query(query_embeddings=list(vectors), n_results=3, include=["metadatas", "distances", "embeddings"])
+    for with_vectors in (False, True, True):  # cold, then vectors added to remembered records, then warm
+        found = store.query_many(vectors, 3, with_vectors=with_vectors)
+        for q, hits in enumerate(found):
+            assert [h.example.key for h in hits] == full["ids"][q]
+            assert [h.score for h in hits] == [1.0 - d for d in full["distances"][q]]
+            assert [h.example.model_dump_json() for h in hits] == [m["_example"] for m in full["metadatas"][q]]
+            assert all(h.task_text is None for h in hits)
+            if with_vectors:
+                assert all(np.array_equal(h.vector, np.asarray(v, np.float32)) for h, v in zip(hits, full["embeddings"][q]))
+            else:
+                assert all(h.vector is None for h in hits)
+        assert len(store._remembered) <= 4
+
+
+def test_remembered_records_are_forgotten_after_a_write_from_any_store(tmp_path, toy):
+    examples = make_examples()
+    reader = ExampleStore(toy, "demo", tmp_path)
+    reader.index(examples)
+    query = toy.embed_query(toy.text_for(examples[0].instruction, examples[0].input))
+    assert reader.query(query, 1)[0].example.output == examples[0].output
+    ExampleStore.open("demo", tmp_path, embedder=toy).index([examples[0].model_copy(update={"output": "changed"})])
+    assert reader.query(query, 1)[0].example.output == "changed"
+    hit = reader.query(query, 1, with_vectors=True)[0]
+    with pytest.raises(ValueError):  # remembered records share their vectors: read-only
+        hit.vector[0] = 1.0
 
 
 @pytest.mark.parametrize(
@@ -342,13 +379,13 @@ def test_index_encodes_each_task_wording_once_across_chunks(tmp_path, task_embed
     ]
     one_chunk = ExampleStore(task_embedder, "one", tmp_path)
     one_chunk.index(pool, chunk_size=len(pool))
-    encoded: list[str] = []
-    encode = task_embedder.content._embed_batch
-    monkeypatch.setattr(task_embedder.content, "_embed_batch", lambda prompts: encoded.extend(prompts) or encode(prompts))
+    passes = record_passes(task_embedder.content, monkeypatch)
     chunked = ExampleStore(task_embedder, "chunked", tmp_path)
     chunked.index(pool, chunk_size=2)
+    encoded = [prompt for batch in passes for prompt in batch]
     wordings = [prompt for prompt in encoded if "number" not in prompt]
-    assert sorted(wordings) == ["classify the sentiment of the review .", "summarise the review ."]
+    expected = ["classify the sentiment of the review .", "summarise the review ."]
+    assert sorted(wordings) == [read_back(task_embedder.content, wording) for wording in expected]
     assert len(encoded) == len(pool) + 2
     (ids, vectors, _), (ids2, vectors2, _) = _snapshot(one_chunk), _snapshot(chunked)
     assert ids == ids2 and np.allclose(vectors, vectors2, atol=1e-6)

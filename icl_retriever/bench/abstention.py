@@ -251,7 +251,6 @@ def run_abstention(
         evaluation["at_recommended"] = next(
             (m for m in evaluation["thresholds"] if chosen is not None and m["threshold"] == chosen), None
         )
-    other_splits = [split_outcome(data, list(wordings), tasks, folds, seed + r, k) for r in range(1, repeats)]
     results = {
         "benchmark": "abstention",
         "pool": str(pool),
@@ -266,7 +265,7 @@ def run_abstention(
         "recommended_threshold": chosen,
         "max_wrong_abstain": MAX_WRONG_ABSTAIN,
         "evaluations": evaluations,
-        "splits": [split_outcome(data, list(wordings), tasks, folds, seed, k), *other_splits],
+        "splits": [split_outcome(data, list(wordings), tasks, folds, seed + r, k) for r in range(repeats)],
         "total_s": round(time.perf_counter() - start, 1),
     }
     return results, shipped

@@ -133,10 +133,9 @@ class TransformerEmbedder:
         self.runtime = "torch" if pooling == "last" else runtime or encoder_runtime()
         self._onnx = None
         if self.runtime == "onnx":
-            from icl_retriever.onnx_encoder import OnnxEncoder
-
             if model is not None and weights_id is None:
                 raise IclRetrieverError("The onnx runtime keys its export by weights: pass weights_id= with model=.")
+            from icl_retriever.onnx_encoder import OnnxEncoder
 
             inputs = self.tokenizer("x", return_tensors="pt").keys()
             self._onnx = OnnxEncoder(self.model, cache_dir() / "onnx" / self._weights_id, list(inputs))

@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 
-
 #: ONNX operator set of the export (supported by the ONNX Runtime that chromadb installs).
 OPSET = 17
 MODEL_FILE = "model.onnx"

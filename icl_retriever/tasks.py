@@ -198,6 +198,12 @@ class StoredPool:
             task = content = vectors
         return cls([hit.example for hit in hits], task, content, [hit.task_text for hit in hits])
 
+    def clusters(self, threshold: float) -> np.ndarray:
+        """`cluster` of this pool: its task vectors and wordings, its outputs and its whole texts."""
+        outputs = [e.output for e in self.examples]
+        texts = [e.instruction + "\n" + e.input for e in self.examples]
+        return cluster(self.task_vectors, self.task_texts, outputs, threshold, texts=texts)
+
 
 def discover_tasks(
     pool: ExampleVectorStore | StoredPool, *, threshold: float = DEFAULT_THRESHOLD, name_tasks: bool = True
@@ -211,8 +217,7 @@ def discover_tasks(
         name_tasks: name tasks with the verb|noun labeler (spaCy); otherwise by their representative.
     """
     pool = pool if isinstance(pool, StoredPool) else StoredPool.read(pool)
-    labels = cluster(pool.task_vectors, pool.task_texts, [e.output for e in pool.examples], threshold,
-                     texts=[e.instruction + "\n" + e.input for e in pool.examples])
+    labels = pool.clusters(threshold)
     members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
     groups = sorted((m for m in members if len(m) > 1), key=lambda m: (-len(m), int(m[0])))
     singletons = np.sort(np.concatenate([m for m in members if len(m) == 1] or [np.zeros(0, dtype=np.int64)]))

@@ -25,7 +25,7 @@ from typing import Any
 from icl_retriever.bench import _report
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
-from icl_retriever.tasks import DEFAULT_THRESHOLD, StoredPool, cluster, discover_tasks, plot_task_similarity, sample_examples
+from icl_retriever.tasks import DEFAULT_THRESHOLD, StoredPool, discover_tasks, plot_task_similarity, sample_examples
 
 #: Sample sizes compared, as multiples of the true number of tasks.
 SAMPLE_MULTIPLES: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
@@ -50,11 +50,9 @@ def threshold_sweep(stored: StoredPool, thresholds: Sequence[float] = THRESHOLDS
     from sklearn.metrics import adjusted_rand_score
 
     gold = list(gold_tasks(stored).values())
-    outputs = [e.output for e in stored.examples]
-    texts = [e.instruction + "\n" + e.input for e in stored.examples]
     out = {}
     for threshold in thresholds:
-        labels = cluster(stored.task_vectors, stored.task_texts, outputs, threshold, texts=texts)
+        labels = stored.clusters(threshold)
         out[f"{threshold:g}"] = {
             "ari": float(adjusted_rand_score(gold, labels)),
             "n_tasks": int((np.bincount(labels) > 1).sum()),

@@ -170,20 +170,23 @@ def scale_markdown(results: dict[str, Any]) -> str:
     parts = [
         f"# Speed at {', '.join(map(str, results['sizes']))} examples",
         f"{results['data']['mix']} (seed {results['data']['seed']}). Raw encoder: the same texts as each index "
-        "embeds, half encoded just before its build and half just after. "
+        f"embeds (at most {results['raw_sample']} of them, evenly spaced), half encoded just before its build and "
+        "half just after. "
         f"{results['n_requests']} held-out requests "
         f"× {results['rounds']} rounds for select (systems timed in turn, in one process), k = {results['k']}; cold "
         f"start = median of {results['cold_runs']} fresh processes, each timed from before its spawn to its first "
         "selection printed; peak RSS = that process's own high-water RSS (`VmHWM`), median of the runs; a Chroma "
         f"server's high-water RSS is shown apart; each server is started for its pool and warmed by the select runs "
-        f"before the cold starts. torch threads: {results['torch_threads']}. Ratios are from this "
+        f"before the cold starts. torch threads: {results['torch_threads']} (indexing and its raw encoder: "
+        f"{results['index_threads']}). Ratios are from this "
         "one run.",
     ]
     for size in results["sizes"]:
         run = results["runs"][str(size)]
         mix = run["composition"]
         parts += [
-            f"## {size} examples ({mix['iclmix']} iclmix, {mix['ieb']} IEB)",
+            f"## {size} examples ({mix['iclmix']} iclmix, {mix['ieb']} IEB"
+            + (f", {mix['recombined']} recombined)" if mix["recombined"] else ")"),
             index_table(run),
             serving_table(run, smallest),
         ]
@@ -251,6 +254,12 @@ def main(
     ] = None,
     n_requests: Annotated[int, typer.Option(min=1, help="Held-out requests for select latency (with --sizes).")] = 40,
     cold_runs: Annotated[int, typer.Option(min=1, help="Cold starts per system and mode; the median is kept.")] = 3,
+    raw_sample: Annotated[
+        int, typer.Option(min=2, help="Largest number of texts the raw encoder is timed on per pool (evenly spaced).")
+    ] = 10_000,
+    index_threads: Annotated[
+        int | None, typer.Option(min=1, help="torch threads while indexing and its raw encoder (default: --threads).")
+    ] = None,
     server: Annotated[bool, typer.Option(help="Also measure through a `chroma run` server on loopback.")] = True,
     iclmix: Annotated[Path | None, typer.Option(help="iclmix pool (default: data_dir/iclmix/pool.jsonl).")] = None,
     ieb: Annotated[Path | None, typer.Option(help="IEB training instructions (default: data_dir/ieb/eft_train_unsup.json).")] = None,
@@ -273,7 +282,8 @@ def main(
             parse_sizes(sizes),
             iclmix or settings.data_file("iclmix/pool.jsonl", "--iclmix"),
             ieb or settings.data_file("ieb/eft_train_unsup.json", "--ieb"),
-            n_requests=n_requests, rounds=rounds, cold_runs=cold_runs, seed=seed, server=server, work_dir=work_dir,
+            n_requests=n_requests, rounds=rounds, cold_runs=cold_runs, seed=seed, server=server,
+            raw_sample=raw_sample, index_threads=index_threads, work_dir=work_dir,
         )
     except PoolTooSmall as exc:
         raise typer.BadParameter(str(exc), param_hint="--sizes") from None

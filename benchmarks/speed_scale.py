@@ -5,7 +5,8 @@ on langchain-chroma (same MiniLM weights, through `LangChainEmbeddings`) are mea
 examples:
 
 - index: examples/s of building each index, and of the raw encoder alone on the same texts (two
-  calls, one half before the build and one after, `index_between_raw_halves`);
+  calls, one half before the build and one after, `index_between_raw_halves`; on pools past
+  `raw_sample` examples, an evenly spaced sample of them);
 - select p50/p95: latency of one selection, the systems timed in turn on each request;
 - cold start: from before a fresh Python process is spawned to its first selection printed, and
   that process's peak RSS (its `VmHWM`, read by the child after that selection: `ru_maxrss` of a
@@ -13,8 +14,8 @@ examples:
 
 the last two both on the embedded Chroma files and through a `chroma run` server on loopback.
 
-Pools are the first N of one deterministic mix (`mixed_examples`); the requests are rows held out
-of every pool. This module imports only the standard library at the top: the cold-start child
+Pools are the first N of one deterministic mix (`mixed_examples`), past its 29,466 rows filled with
+`recombined` ones; the requests are rows held out of every pool. This module imports only the standard library at the top: the cold-start child
 (`python -m benchmarks.speed_scale SPEC_JSON`) imports it, and its start-up must cost what the
 system under test costs.
 """
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -43,6 +45,8 @@ SYSTEMS = (TASK, LANGCHAIN)
 MODES = ("embedded", "server")
 #: Demonstrations per selection, and the request fields LangChain's selector embeds.
 K = 2
+#: Recombined pairs drawn per new example; the one closest in length to a mix example is kept.
+LENGTH_DRAWS = 8
 INPUT_KEYS = ["instruction", "input"]
 LANGCHAIN_COLLECTION = "langchain"
 TASK_INDEX = "task"
@@ -76,6 +80,19 @@ def limit_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch on `threads` threads inside the block (None: as it is)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 # --- pools and requests ---------------------------------------------------------------------
 
 
@@ -97,19 +114,49 @@ def mixed_examples(iclmix: Path, ieb: Path, seed: int) -> list[Any]:
 
 
 class PoolTooSmall(ValueError):
-    """The mix holds fewer rows than the largest pool and its held-out requests need."""
+    """The mix holds too few rows for the held-out requests."""
 
 
-def split_pool(examples: Sequence[Any], largest: int, n_requests: int) -> tuple[list[Any], list[dict[str, str]]]:
-    """The examples the pools are prefixes of, and `n_requests` requests made of rows after them
-    (so held out of every pool)."""
-    if largest + n_requests > len(examples):
-        raise PoolTooSmall(
-            f"A pool of {largest} plus {n_requests} held-out requests needs {largest + n_requests} rows; the mix "
-            f"holds {len(examples)}."
-        )
-    held_out = examples[largest : largest + n_requests]
-    return list(examples[:largest]), [{"instruction": e.instruction, "input": e.input} for e in held_out]
+def split_pool(
+    examples: Sequence[Any], largest: int, n_requests: int, seed: int = 0
+) -> tuple[list[Any], list[dict[str, str]]]:
+    """The examples the pools are prefixes of, and `n_requests` requests made of rows held out of
+    every pool: the rows right after the largest pool. A pool larger than the mix holds every row
+    but the requests (the last `n_requests`), then `recombined` ones up to `largest`."""
+    if n_requests >= len(examples):
+        raise PoolTooSmall(f"{n_requests} held-out requests need more rows than the mix's {len(examples)}.")
+    cut = min(largest, len(examples) - n_requests)
+    held_out = examples[cut : cut + n_requests]
+    pool = list(examples[:cut]) + recombined(examples[:cut], largest - cut, seed)
+    return pool, [{"instruction": e.instruction, "input": e.input} for e in held_out]
+
+
+def recombined(examples: Sequence[Any], count: int, seed: int) -> list[Any]:
+    """`count` more examples past the mix's size: the instruction of one example that has a
+    separate input, with the input and output of another (seeded), each pair's text new to the pool.
+    Instructions the pool already holds over other inputs, as in a pool that grows by new inputs to
+    its templates; of `LENGTH_DRAWS` pairs the one closest in length to a random example's is kept,
+    so that the texts keep the mix's lengths (what the encoder's cost follows)."""
+    from icl_retriever.example import Example
+
+    with_input = [e for e in examples if e.input.strip()]
+    seen = {(e.instruction, e.input) for e in examples}
+    instructions, inputs = {e.instruction for e in with_input}, {e.input for e in with_input}
+    new = len(instructions) * len(inputs) - sum(1 for pair in seen if pair[0] in instructions and pair[1] in inputs)
+    if count > new:
+        raise PoolTooSmall(f"{count} recombined rows asked; the mix's rows with a separate input make {new} new texts.")
+    rng = random.Random(seed)
+    out: list[Any] = []
+    while len(out) < count:
+        like = rng.choice(examples)
+        target = len(like.instruction) + len(like.input)
+        pairs = [(rng.choice(with_input), rng.choice(with_input)) for _ in range(LENGTH_DRAWS)]
+        a, b = min(pairs, key=lambda pair: abs(len(pair[0].instruction) + len(pair[1].input) - target))
+        if (a.instruction, b.input) not in seen:
+            seen.add((a.instruction, b.input))
+            out.append(Example(instruction=a.instruction, input=b.input, output=b.output, id=f"recombined-{len(out):06d}",
+                               metadata={"collection": "recombined"}))
+    return out
 
 
 def langchain_example(example: Any) -> dict[str, str]:
@@ -118,8 +165,8 @@ def langchain_example(example: Any) -> dict[str, str]:
 
 
 def composition(examples: Sequence[Any]) -> dict[str, int]:
-    ieb = sum(1 for e in examples if (e.id or "").startswith("ieb-"))
-    return {"iclmix": len(examples) - ieb, "ieb": ieb}
+    counts = Counter((e.id or "").split("-")[0] for e in examples)
+    return {"iclmix": len(examples) - counts["ieb"] - counts["recombined"], "ieb": counts["ieb"], "recombined": counts["recombined"]}
 
 
 # --- indexing ---------------------------------------------------------------------------------
@@ -192,24 +239,28 @@ def langchain_texts(examples: Sequence[Any]) -> list[str]:
     return [SemanticSimilarityExampleSelector._example_to_text(langchain_example(e), INPUT_KEYS) for e in examples]
 
 
-def index_between_raw_halves(build: Callable[[], tuple[Any, float]], encode: Callable[[int, int], Any], n: int) -> tuple[Any, float, float]:
+def index_between_raw_halves(
+    build: Callable[[], tuple[Any, float]], encode: Callable[[Sequence[int]], Any], n: int, raw_sample: int
+) -> tuple[Any, float, float]:
     """Build an index between the raw encoder's two halves of the same texts: the built index, its
-    seconds, and the raw encoder's (first half before the build + second half after, so that a load
-    change on the shared machine weighs on both alike)."""
-    half = n // 2
-    raw_s = seconds(lambda: encode(0, half))
+    seconds, and the raw encoder's examples/s (first half before the build + second half after, so
+    that a load change on the shared machine weighs on both alike). Past `raw_sample` texts the raw
+    encoder times that many, evenly spaced over the pool."""
+    m = min(n, raw_sample)
+    positions = [i * n // m for i in range(m)]
+    half = m // 2
+    raw_s = seconds(lambda: encode(positions[:half]))
     built, index_s = build()
-    raw_s += seconds(lambda: encode(half, n))
-    return built, index_s, raw_s
+    raw_s += seconds(lambda: encode(positions[half:]))
+    return built, index_s, m / raw_s
 
 
-def index_row(n: int, index_s: float, raw_s: float) -> dict[str, float]:
+def index_row(n: int, index_s: float, raw_examples_per_s: float) -> dict[str, float]:
     return {
         "index_seconds": index_s,
         "index_examples_per_s": n / index_s,
-        "raw_encoder_seconds": raw_s,
-        "raw_encoder_examples_per_s": n / raw_s,
-        "index_x_raw_encoder": (n / index_s) / (n / raw_s),
+        "raw_encoder_examples_per_s": raw_examples_per_s,
+        "index_x_raw_encoder": (n / index_s) / raw_examples_per_s,
     }
 
 
@@ -431,6 +482,8 @@ def measure_size(
     rounds: int,
     cold_runs: int,
     server: bool,
+    raw_sample: int,
+    index_threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Index, select and cold-start both systems on one pool (embedded, then through servers)."""
@@ -439,23 +492,26 @@ def measure_size(
     log(f"[{n}] indexing: icl-retriever")
     task_embedder, semantic = embedders[TASK], embedders[LANGCHAIN]
     task_texts, contents = task_views(examples, task_embedder)
-    task_store, task_s, task_raw_s = index_between_raw_halves(
-        lambda: index_task(examples, task_folder, task_embedder),
-        lambda a, b: task_embedder.embed_views(task_texts[a:b], contents[a:b]),
-        n,
-    )
-    check_task_views(task_store, examples, task_texts)
-    log(f"[{n}] indexing: LangChain")
-    texts = langchain_texts(examples)
-    langchain, langchain_s, langchain_raw_s = index_between_raw_halves(
-        lambda: index_langchain(examples, langchain_folder, LangChainEmbeddings(semantic)),
-        lambda a, b: semantic.embed_documents(texts[a:b]),
-        n,
-    )
+    with torch_threads(index_threads):
+        task_store, task_s, task_raw = index_between_raw_halves(
+            lambda: index_task(examples, task_folder, task_embedder),
+            lambda at: task_embedder.embed_views([task_texts[i] for i in at], [contents[i] for i in at]),
+            n,
+            raw_sample,
+        )
+        check_task_views(task_store, examples, task_texts)
+        log(f"[{n}] indexing: LangChain")
+        texts = langchain_texts(examples)
+        langchain, langchain_s, langchain_raw = index_between_raw_halves(
+            lambda: index_langchain(examples, langchain_folder, LangChainEmbeddings(semantic)),
+            lambda at: semantic.embed_documents([texts[i] for i in at]),
+            n,
+            raw_sample,
+        )
     result: dict[str, Any] = {
         "n_examples": n,
         "composition": composition(examples),
-        "index": {TASK: index_row(n, task_s, task_raw_s), LANGCHAIN: index_row(n, langchain_s, langchain_raw_s)},
+        "index": {TASK: index_row(n, task_s, task_raw), LANGCHAIN: index_row(n, langchain_s, langchain_raw)},
     }
     from icl_retriever.selectors import selector_for_store
 
@@ -549,6 +605,8 @@ def run_scale(
     cold_runs: int,
     seed: int,
     server: bool,
+    raw_sample: int = 10_000,
+    index_threads: int | None = None,
     work_dir: Path | None = None,
     log: Callable[[str], None] = lambda line: print(time.strftime("%H:%M:%S"), line, flush=True),
 ) -> dict[str, Any]:
@@ -558,7 +616,7 @@ def run_scale(
     from icl_retriever.embedders import load_embedder
 
     sizes = sorted(set(sizes))
-    pool, requests = split_pool(mixed_examples(iclmix, ieb, seed), sizes[-1], n_requests)
+    pool, requests = split_pool(mixed_examples(iclmix, ieb, seed), sizes[-1], n_requests, seed)
     embedders = {TASK: load_embedder("task"), LANGCHAIN: load_embedder("semantic")}
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
@@ -566,20 +624,25 @@ def run_scale(
         for size in sizes:
             runs[str(size)] = measure_size(
                 pool[:size], requests, embedders, Path(tmp) / str(size),
-                rounds=rounds, cold_runs=cold_runs, server=server, log=log,
+                rounds=rounds, cold_runs=cold_runs, server=server, raw_sample=raw_sample,
+                index_threads=index_threads, log=log,
             )
     add_ratios(runs)
     return {
         "sizes": sizes,
         "data": {"iclmix": str(iclmix), "ieb": str(ieb), "seed": seed,
                  "mix": "iclmix rows (output: first answer) + IEB training instructions (output: empty), "
-                        "shuffled with the seed; pool N = the first N, requests = the next n_requests"},
+                        "shuffled with the seed; pool N = the first N, requests = the next n_requests; past the "
+                        "mix's rows (but the requests), recombined rows: an instruction with another row's input "
+                        "and output (rows with a separate input only)"},
         "n_requests": len(requests),
+        "raw_sample": raw_sample,
         "rounds": rounds,
         "cold_runs": cold_runs,
         "k": K,
         "server": server,
         "torch_threads": torch.get_num_threads(),
+        "index_threads": index_threads or torch.get_num_threads(),
         "runs": runs,
         "targets": targets(runs),
     }

@@ -243,22 +243,6 @@ class TaskExampleSelector(_StoreSelector):
                 f"{self.store.fingerprint}. Index the pool with --embedder task."
             )
 
-    def _strip_whole_prompts(
-        self, whole: list[int], texts: Sequence[str], contents: np.ndarray, excluded: Sequence[set[str]], tasks: list[str]
-    ) -> None:
-        """Replace the task wordings of whole-prompt requests (step 1 above) by what is left of their
-        text once their content neighbours' shared content is cut; one store query for all of them."""
-        if not whole:
-            return
-        embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
-        no_task = np.zeros(embedder.task.dimension, np.float32)
-        by_content = [embedder.query_vector(no_task, contents[i], 1.0) for i in whole]
-        found = self.store.query_many(by_content, self.strip_k, where=self.where, exclude_ids=[excluded[i] for i in whole])
-        for i, neighbours in zip(whole, found):
-            tasks[i] = strip_shared_content(
-                texts[i], [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in neighbours]
-            )
-
     def _whole_prompts(self, requests: Sequence[tuple[str, str]]) -> list[int]:
         """Requests without a separate input, whose task wording needs their content neighbours."""
         return [i for i, (_, text_input) in enumerate(requests) if not text_input.strip()] if self.strip_k else []
@@ -268,20 +252,48 @@ class TaskExampleSelector(_StoreSelector):
         whole = self._whole_prompts(requests)
         texts = [embedder.text_for(*request) for request in requests]
         tasks = [task_text(*request) for request in requests]
-        # One encoder call for the contents and the task wordings as they stand; a whole prompt's
-        # wording is final only once its content neighbours' shared content is cut, and is encoded
-        # again only if that cut anything (its wording usually tokenizes like its content: no cost).
+        # One encoder call for the contents and the task wordings as they stand (a whole prompt's
+        # wording tokenizes like its content: no cost), and one store query for every request's
+        # candidates under that wording and every whole prompt's content neighbours.
         contents, task_vectors = embedder.embed_queries(texts, tasks)
-        unstripped = [tasks[i] for i in whole]
-        self._strip_whole_prompts(whole, texts, contents, excluded, tasks)
-        changed = [i for i, before in zip(whole, unstripped) if tasks[i] != before]
+        n = max(self.fetch_k, self._candidates_needed())
+        by_content = [embedder.query_vector(np.zeros_like(task_vectors[i]), contents[i], 1.0) for i in whole]
+        found = self.store.query_many(
+            [*self._queries(task_vectors, contents), *by_content],
+            [n] * len(requests) + [self.strip_k] * len(whole),
+            where=self.where,
+            exclude_ids=[*excluded, *(excluded[i] for i in whole)],
+            with_vectors=True,
+        )
+        found, neighbours = found[: len(requests)], found[len(requests) :]
+        # A whole prompt's wording is final once the content it shares with its neighbours is cut
+        # (step 1); where that cut anything, the wording is encoded again and its candidates fetched again.
+        changed = []
+        for i, near in zip(whole, neighbours):
+            stripped = strip_shared_content(
+                texts[i], [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in near]
+            )
+            if stripped != tasks[i]:
+                tasks[i] = stripped
+                changed.append(i)
         if changed:
             task_vectors[changed] = embedder.task.embed_documents([tasks[i] for i in changed])
-        queries = [embedder.query_vector(t, c, self.content_weight) for t, c in zip(task_vectors, contents)]
-        n = max(self.fetch_k, self._candidates_needed())
-        found = self.store.query_many(queries, n, where=self.where, exclude_ids=excluded, with_vectors=True)
+            again = self.store.query_many(
+                self._queries(task_vectors[changed], contents[changed]),
+                n,
+                where=self.where,
+                exclude_ids=[excluded[i] for i in changed],
+                with_vectors=True,
+            )
+            for i, hits in zip(changed, again):
+                found[i] = hits
         views = [RequestViews(*parts) for parts in zip(texts, tasks, task_vectors, contents)]
         return [self._score(hits, request) for hits, request in zip(found, views)]
+
+    def _queries(self, task_vectors: np.ndarray, contents: np.ndarray) -> list[np.ndarray]:
+        """Store queries that rank by task cosine + content_weight x content cosine (step 2)."""
+        embedder: TaskEmbedder = self.store.embedder  # type: ignore[assignment]
+        return [embedder.query_vector(task, content, self.content_weight) for task, content in zip(task_vectors, contents)]
 
     def _score(self, hits: list[Hit], request: RequestViews) -> list[Hit]:
         """One request's fetched candidates re-scored and ranked (steps 3 and 4 above)."""
@@ -438,11 +450,11 @@ def group_support(scores: np.ndarray, groups: Sequence[str], size: int) -> np.nd
     support = np.zeros(len(scores))
     if size == 0:
         return support
-    members: dict[str, list[int]] = {}
-    for i, group in enumerate(groups):
-        members.setdefault(group, []).append(i)
-    for indices in members.values():
-        support[indices] = np.sort(scores[indices])[::-1][:size].sum()
+    members: dict[str, list[float]] = {}
+    for score, group in zip(scores.tolist(), groups):  # a few dozen candidates: plain Python is fastest
+        members.setdefault(group, []).append(score)
+    best = {group: sum(sorted(values, reverse=True)[:size]) for group, values in members.items()}
+    support[:] = [best[group] for group in groups]
     return support
 
 

@@ -23,6 +23,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ REMEMBERED_TASK_VIEWS = 10_000
 #: returned forgotten first: about 5 kB each with the task embedder (iclmix dev, 464 requests,
 #: touches 4,589 records and selects as fast with 4,096 remembered as with 10,000).
 REMEMBERED_RECORDS = 4096
+#: Reads a store's revision while its queries run (`ExampleStore.query_many`).
+_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="icl-retriever-revision")
 #: Seconds to wait for a Chroma server's answer.
 DEFAULT_TIMEOUT = 60.0
 #: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
@@ -393,14 +396,14 @@ class ExampleStore:
     def query_many(
         self,
         vectors: Sequence[np.ndarray] | np.ndarray,
-        n: int,
+        n: int | Sequence[int],
         *,
         where: Mapping[str, Any] | None = None,
         exclude_ids: Sequence[Iterable[str]] | None = None,
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
-        """The `n` nearest examples to each vector, most similar first, in as few Chroma queries as
-        its limits allow; `exclude_ids` holds one collection of ids per vector.
+        """The `n` nearest examples to each vector (or `n[i]` to vector i), most similar first, in
+        as few Chroma queries as its limits allow; `exclude_ids` holds one collection of ids per vector.
 
         Chroma is asked for ids and distances only; the records come from the store's memory of
         recently returned ones (`REMEMBERED_RECORDS`, forgotten when the store's revision changes),
@@ -408,37 +411,31 @@ class ExampleStore:
         not once per query.
         """
         excludes = [set(e) for e in exclude_ids] if exclude_ids is not None else [set() for _ in range(len(vectors))]
-        if n <= 0 or len(vectors) == 0:
+        counts = [n] * len(vectors) if isinstance(n, int) else list(n)
+        if len(vectors) == 0 or max(counts) <= 0:
             return [[] for _ in range(len(vectors))]
-        self._check_remembered()  # also follows a rebuild to its new collection
         # More than the store holds is fine: Chroma returns what there is (a count would cost a call).
-        n_results = n + max(map(len, excludes))
-        # Chroma reads all results of one call in one SQL statement (at most 32,766 variables).
-        per_call = max(1, RESULTS_PER_QUERY // n_results)
-        out = []
-        for start in range(0, len(vectors), per_call):
-            with _where_errors(where):
-                result = self._collection.query(
-                    query_embeddings=[np.asarray(vector, dtype=np.float32) for vector in vectors[start : start + per_call]],
-                    n_results=n_results,
-                    where=dict(where) if where else None,
-                    include=["distances"],
-                )
-            nearest = [
-                [(key, distance) for key, distance in zip(keys, distances) if key not in exclude][:n]
-                for keys, distances, exclude in zip(result["ids"], result["distances"], excludes[start : start + per_call])
-            ]
-            records = self._records([key for pairs in nearest for key, _ in pairs], with_vectors)
-            # A record deleted since the query is left out.
-            out += [[_scored(records[key], distance, with_vectors) for key, distance in pairs if key in records] for pairs in nearest]
-        return out
-
-    def _check_remembered(self) -> None:
-        """Forget the remembered records once the index has changed (a write from any process)."""
-        revision = self.revision
-        if revision != self._remembered_revision:
+        n_results = max(counts) + max(map(len, excludes))
+        # The revision is read (and a rebuild followed) while Chroma answers the queries: through a
+        # server that is one round trip at the same time instead of one more in turn.
+        collection = self._collection
+        pending = _BACKGROUND.submit(lambda: self.revision)
+        try:
+            nearest = _nearest(collection, vectors, n_results, counts, excludes, where)
+        except Exception:
+            pending.result()
+            if self._collection is collection:
+                raise
+            nearest = []  # a rebuild dropped the collection queried
+        revision = pending.result()
+        if self._collection is not collection:  # rebuilt meanwhile: ask the new index
+            return self.query_many(vectors, n, where=where, exclude_ids=excludes, with_vectors=with_vectors)
+        if revision != self._remembered_revision:  # a write from any process: forget the records
             self._remembered.clear()
             self._remembered_revision = revision
+        records = self._records([key for pairs in nearest for key, _ in pairs], with_vectors)
+        # A record deleted since the query is left out.
+        return [[_scored(records[key], distance, with_vectors) for key, distance in pairs if key in records] for pairs in nearest]
 
     def _records(self, keys: Sequence[str], with_vectors: bool) -> dict[str, Hit]:
         """The stored records with these ids (NaN scores; vectors too when `with_vectors`): from
@@ -527,6 +524,36 @@ def _hit(metadata: Mapping[str, Any], score: float = float("nan"), vector: Any =
 def _scored(record: Hit, distance: float, with_vector: bool) -> Hit:
     """A remembered record as a query's hit: its cosine similarity, and its vector if asked for."""
     return Hit(record.example, 1.0 - float(distance), record.vector if with_vector else None, record.task_text)
+
+
+def _nearest(
+    collection: Any,
+    vectors: Sequence[np.ndarray] | np.ndarray,
+    n_results: int,
+    counts: Sequence[int],
+    excludes: Sequence[set[str]],
+    where: Mapping[str, Any] | None,
+) -> list[list[tuple[str, float]]]:
+    """(id, distance) of each vector's `counts[i]` nearest examples outside `excludes[i]`, in as few
+    Chroma queries as its limits allow."""
+    # Chroma reads all results of one call in one SQL statement (at most 32,766 variables).
+    per_call = max(1, RESULTS_PER_QUERY // n_results)
+    out = []
+    for start in range(0, len(vectors), per_call):
+        with _where_errors(where):
+            result = collection.query(
+                query_embeddings=[np.asarray(vector, dtype=np.float32) for vector in vectors[start : start + per_call]],
+                n_results=n_results,
+                where=dict(where) if where else None,
+                include=["distances"],
+            )
+        out += [
+            [(key, distance) for key, distance in zip(keys, distances) if key not in exclude][:count]
+            for keys, distances, exclude, count in zip(
+                result["ids"], result["distances"], excludes[start : start + per_call], counts[start : start + per_call]
+            )
+        ]
+    return out
 
 
 def _revision(collection: Any) -> str:

@@ -83,14 +83,14 @@ class ExampleVectorStore(Protocol):
     def query_many(
         self,
         vectors: Sequence[np.ndarray] | np.ndarray,
-        n: int,
+        n: int | Sequence[int],
         *,
         where: Mapping[str, Any] | None = None,
         exclude_ids: Sequence[Iterable[str]] | None = None,
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
-        """The `n` nearest examples to each vector, most similar first; `exclude_ids` holds one
-        collection of ids per vector, `with_vectors` fills `Hit.vector`."""
+        """The `n` nearest examples to each vector (or `n[i]` to vector i), most similar first;
+        `exclude_ids` holds one collection of ids per vector, `with_vectors` fills `Hit.vector`."""
         ...
 
     def get(self, ids: Sequence[str], *, where: Mapping[str, Any] | None = None) -> list[Hit]:

@@ -54,7 +54,8 @@ def _scale_data(folder: Path) -> tuple[Path, Path]:
         for i in range(20)
     ] + [
         {"id": f"m{i:03d}", "task": "reverse", "family": "words", "collection": "toy", "role": "query",
-         "instruction": "Write the words in reverse order.", "input": f"alpha beta {i}", "answers": [f"{i} beta alpha"]}
+         "instruction": ["Write the words in reverse order.", "Reverse the order of the words.", "List the words last to first."][i % 3],
+         "input": f"alpha beta {i}", "answers": [f"{i} beta alpha"]}
         for i in range(20, 40)
     ]
     iclmix = folder / "pool.jsonl"
@@ -68,7 +69,7 @@ def _run_scale(tmp_path: Path, *extra: str) -> tuple[Path, dict[str, Any]]:
     iclmix, ieb = _scale_data(tmp_path / "data")
     out = tmp_path / "out"
     result = runner.invoke(speed.app, [
-        "--sizes", "40,20", "--n-requests", "3", "--rounds", "1", "--cold-runs", "1", "--threads", "1",
+        "--sizes", "40,20", "--n-requests", "3", "--rounds", "1", "--cold-runs", "1", "--threads", "1", "--index-threads", "2",
         "--iclmix", str(iclmix), "--ieb", str(ieb), "--work-dir", str(tmp_path), "--out", str(out), *extra,
     ])
     assert result.exit_code == 0, result.output
@@ -77,7 +78,7 @@ def _run_scale(tmp_path: Path, *extra: str) -> tuple[Path, dict[str, Any]]:
 
 def _check_scale_results(out: Path, data: dict[str, Any], modes: tuple[str, ...]) -> None:
     close = lambda a, b: math.isclose(a, b, rel_tol=1e-9)  # noqa: E731
-    assert data["sizes"] == [20, 40] and data["n_requests"] == 3 and data["torch_threads"] == 1
+    assert data["sizes"] == [20, 40] and data["n_requests"] == 3 and data["torch_threads"] == 1 and data["index_threads"] == 2
     assert set(data["runs"]) == {"20", "40"}
     for size, run in data["runs"].items():
         assert sum(run["composition"].values()) == run["n_examples"] == int(size)
@@ -136,9 +137,30 @@ def test_speed_scale_rejects_bad_sizes_and_a_mix_too_small(tmp_path) -> None:  #
     assert runner.invoke(speed.app, ["--sizes", "10,x"]).exit_code == 2
     assert runner.invoke(speed.app, ["--sizes", "0"]).exit_code == 2
     iclmix, ieb = _scale_data(tmp_path / "data")
-    result = runner.invoke(speed.app, ["--sizes", "79", "--n-requests", "3", "--iclmix", str(iclmix), "--ieb", str(ieb)])
+    result = runner.invoke(speed.app, ["--sizes", "79", "--n-requests", "80", "--iclmix", str(iclmix), "--ieb", str(ieb)])
     message = " ".join(result.output.replace("│", " ").split())  # unwrapped from typer's error box
-    assert result.exit_code == 2 and "needs 82 rows; the mix holds 80" in message
+    assert result.exit_code == 2 and "80 held-out requests need more rows than the mix's 80" in message
+
+
+def test_pools_past_the_mix_are_filled_with_new_recombined_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    iclmix, ieb = _scale_data(tmp_path / "data")
+    mix = speed_scale.mixed_examples(iclmix, ieb, 0)
+    small, requests = speed_scale.split_pool(mix, 20, 3)
+    assert small == mix[:20] and requests == [{"instruction": e.instruction, "input": e.input} for e in mix[20:23]]
+    pool, requests = speed_scale.split_pool(mix, 100, 3)
+    assert len(pool) == 100 and pool[:77] == mix[:77] and pool[:20] == small  # the smaller pools are its prefixes
+    assert requests == [{"instruction": e.instruction, "input": e.input} for e in mix[77:]]
+    extra = pool[77:]
+    assert speed_scale.composition(pool)["recombined"] == 23 == len({(e.instruction, e.input) for e in extra})
+    texts = {(e.instruction, e.input) for e in mix}
+    with_input = [e for e in mix[:77] if e.input.strip()]
+    for example in extra:
+        assert (example.instruction, example.input) not in texts
+        assert example.instruction in {e.instruction for e in with_input}
+        assert (example.input, example.output) in {(e.input, e.output) for e in with_input}
+    assert speed_scale.split_pool(mix, 100, 3, seed=0) == (pool, requests)
+    with pytest.raises(speed_scale.PoolTooSmall, match="make 40 new texts"):  # 3 instructions x 20 inputs, 20 pairs taken
+        speed_scale.split_pool(mix, 77 + 41, 3)
 
 
 def test_bm25_speed_times_both_scorers_and_writes_its_results(tmp_path, semantic) -> None:  # type: ignore[no-untyped-def]

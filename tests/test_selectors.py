@@ -248,14 +248,10 @@ def test_task_selector_finds_a_reworded_whole_prompt_among_sibling_tasks(tmp_pat
     selector = TaskExampleSelector(store=store, k=4)
     hits = selector.select_hits(request)
     assert {hit.example.task for hit in hits} == {"letter"}
-    # The request's task wording lost the story it shares with the pool, and kept its own words.
-    text = task_embedder.text_for(request["instruction"], "")
-    content = task_embedder.content.embed_documents([text])
-    wordings = [task_text(request["instruction"], "")]
-    selector._strip_whole_prompts([0], [text], content, [set()], wordings)
-    [wording] = wordings
-    content = content[0]
-    assert wording == "... given the passage above , pick the best answer . choices : a . yes b . no"
+    # The request's task wording lost the story it shares with the pool, and kept its own words
+    # (what the selector encodes: test_a_whole_prompt_is_encoded_again_only_when_stripping_cut_its_wording).
+    content = task_embedder.content.embed_query(task_embedder.text_for(request["instruction"], ""))
+    wording = "... given the passage above , pick the best answer . choices : a . yes b . no"
     # The score is the documented sum, computed here from its parts: own score + group support.
     task_vector = task_embedder.task.embed_query(wording)
     own = {}
@@ -277,14 +273,21 @@ def test_a_whole_prompt_is_encoded_again_only_when_stripping_cut_its_wording(tmp
     store = ExampleStore(task_embedder, "siblings", tmp_path)
     store.index(_sibling_pool())
     passes = record_passes(task_embedder.content, monkeypatch)
-    selector = TaskExampleSelector(store=store, k=2)
+    queries = []
+    query_many = ExampleStore.query_many
+    monkeypatch.setattr(ExampleStore, "query_many", lambda self, vectors, n, **kw: queries.append(n) or query_many(self, vectors, n, **kw))
+    selector = TaskExampleSelector(store=store, k=2, fetch_k=7, strip_k=4)
     selector.select_hits({"instruction": "Write a haiku about autumn leaves."})  # shares nothing with the pool
     assert passes == [[read_back(task_embedder.content, "Write a haiku about autumn leaves.")]]  # its wording tokenizes like its content
-    passes.clear()
+    # One store query fetched its candidates and its content neighbours together; nothing was cut,
+    # so the candidates stand.
+    assert queries == [[7, 4]]
+    passes.clear(), queries.clear()
     selector.select_hits({"instruction": f"{STORIES[1]}\nGiven the passage above, pick the best answer.\nChoices:\nA. yes\nB. no"})
     assert len(passes) == 2 and len(passes[0]) == 1
     wording = "... given the passage above , pick the best answer . choices : a . yes b . no"
     assert passes[1] == [read_back(task_embedder.content, wording)]
+    assert queries == [[7, 4], 7]  # the cut wording's candidates are fetched again
 
 
 def test_group_support_sums_the_best_scores_of_each_task_group():

@@ -102,6 +102,17 @@ def test_query_many_past_chromas_sql_variable_limit(tmp_path, toy):
         assert pool[i % 200].key not in {h.example.key for h in found[i]}
 
 
+def test_query_many_takes_a_count_per_vector(tmp_path, toy):
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    vectors = toy.embed_documents(["Translate this sentence into French.", "Is this review positive?"])
+    found = store.query_many(vectors, [1, 4], exclude_ids=[["ex3"], []])
+    keys = lambda hits: [h.example.key for h in hits]  # noqa: E731
+    assert keys(found[0]) == keys(store.query(vectors[0], 1, exclude_ids=["ex3"]))
+    assert keys(found[1]) == keys(store.query(vectors[1], 4))
+    assert [len(hits) for hits in found] == [1, 4]
+
+
 def test_query_many_answers_as_one_full_chroma_query_and_remembers_records(tmp_path, toy, monkeypatch):
     """Records come from the store's memory (bounded) or one `get`: ids, scores, vectors and
     examples equal what a Chroma query with every field returns, warm or cold, vectors or not."""

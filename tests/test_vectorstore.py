@@ -56,17 +56,18 @@ class MemoryStore:
     def query_many(
         self,
         vectors: Sequence[np.ndarray] | np.ndarray,
-        n: int,
+        n: int | Sequence[int],
         *,
         where: Mapping[str, Any] | None = None,
         exclude_ids: Sequence[Iterable[str]] | None = None,
         with_vectors: bool = False,
     ) -> list[list[Hit]]:
         out = []
-        for vector, exclude in zip(vectors, exclude_ids or [()] * len(vectors)):
+        counts = [n] * len(vectors) if isinstance(n, int) else n
+        for vector, exclude, count in zip(vectors, exclude_ids or [()] * len(vectors), counts):
             scores, skip = self._vectors @ vector, set(exclude)
             order = [i for i in np.argsort(-scores, kind="stable") if self._matches(i, where) and self._examples[i].key not in skip]
-            out.append([Hit(self._examples[i], float(scores[i]), self._vectors[i] if with_vectors else None) for i in order[:n]])
+            out.append([Hit(self._examples[i], float(scores[i]), self._vectors[i] if with_vectors else None) for i in order[:count]])
         return out
 
     def get(self, ids: Sequence[str], *, where: Mapping[str, Any] | None = None) -> list[Hit]:

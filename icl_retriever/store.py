@@ -59,8 +59,6 @@ REMEMBERED_TASK_VIEWS = 10_000
 #: returned forgotten first: about 5 kB each with the task embedder (iclmix dev, 464 requests,
 #: touches 4,589 records and selects as fast with 4,096 remembered as with 10,000).
 REMEMBERED_RECORDS = 4096
-#: Reads a store's revision while its queries run (`ExampleStore.query_many`).
-_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="icl-retriever-revision")
 #: Seconds to wait for a Chroma server's answer.
 DEFAULT_TIMEOUT = 60.0
 #: The pool's template statistics, next to the Chroma files (see `icl_retriever.lexical`).
@@ -419,7 +417,7 @@ class ExampleStore:
         # The revision is read (and a rebuild followed) while Chroma answers the queries: through a
         # server that is one round trip at the same time instead of one more in turn.
         collection = self._collection
-        pending = _BACKGROUND.submit(lambda: self.revision)
+        pending = _background().submit(lambda: self.revision)
         try:
             nearest = _nearest(collection, vectors, n_results, counts, excludes, where)
         except Exception:
@@ -524,6 +522,20 @@ def _hit(metadata: Mapping[str, Any], score: float = float("nan"), vector: Any =
 def _scored(record: Hit, distance: float, with_vector: bool) -> Hit:
     """A remembered record as a query's hit: its cosine similarity, and its vector if asked for."""
     return Hit(record.example, 1.0 - float(distance), record.vector if with_vector else None, record.task_text)
+
+
+_BACKGROUND: dict[int, ThreadPoolExecutor] = {}
+
+
+def _background() -> ThreadPoolExecutor:
+    """This process's thread for reading revisions beside queries (`ExampleStore.query_many`). Per
+    process: a child forked after a query inherits the parent's executor but not its thread, and
+    work handed to that executor would never run."""
+    pid = os.getpid()
+    if pid not in _BACKGROUND:
+        _BACKGROUND.clear()
+        _BACKGROUND[pid] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="icl-retriever-revision")
+    return _BACKGROUND[pid]
 
 
 def _nearest(

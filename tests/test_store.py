@@ -137,6 +137,18 @@ def test_query_many_answers_as_one_full_chroma_query_and_remembers_records(tmp_p
         assert len(store._remembered) <= 4
 
 
+def test_a_forked_process_reads_revisions_on_a_thread_of_its_own(monkeypatch):
+    """A child forked after a query (a server's workers after a warm-up) inherits the executor but
+    not its thread: work handed to it would wait forever."""
+    import icl_retriever.store as store_module
+
+    mine = store_module._background()
+    assert store_module._background() is mine
+    monkeypatch.setattr(store_module.os, "getpid", lambda: -1)  # as seen from a forked child
+    theirs = store_module._background()
+    assert theirs is not mine and theirs.submit(lambda: 7).result(timeout=10) == 7
+
+
 def test_remembered_records_are_forgotten_after_a_write_from_any_store(tmp_path, toy):
     examples = make_examples()
     reader = ExampleStore(toy, "demo", tmp_path)

@@ -424,9 +424,9 @@ class ExampleStore:
             pending.result()
             if self._collection is collection:
                 raise
-            nearest = []  # a rebuild dropped the collection queried
+            nearest = None  # a rebuild dropped the collection queried
         revision = pending.result()
-        if self._collection is not collection:  # rebuilt meanwhile: ask the new index
+        if nearest is None or self._collection is not collection:  # rebuilt meanwhile: ask the new index
             return self.query_many(vectors, n, where=where, exclude_ids=excludes, with_vectors=with_vectors)
         if revision != self._remembered_revision:  # a write from any process: forget the records
             self._remembered.clear()

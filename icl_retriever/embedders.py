@@ -95,7 +95,7 @@ class TransformerEmbedder:
         runtime: Literal["torch", "onnx"] | None = None,
     ) -> None:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoTokenizer
 
         self.model_path = Path(model_path)
         if not (self.model_path / "config.json").is_file():
@@ -113,11 +113,7 @@ class TransformerEmbedder:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.tokenizer.padding_side = "right"
-        # float32: a checkpoint saved in bfloat16 (the converted SmolLM2) would otherwise load in
-        # bfloat16, which is slow on CPU and makes batched and single vectors differ.
-        self.model = model if model is not None else AutoModel.from_pretrained(self.model_path, dtype=torch.float32)
         self.device = torch_device()
-        self.model.to(self.device).eval()
         self._torch = torch
         self.template = template
         self.pooling: Pooling = pooling
@@ -126,19 +122,32 @@ class TransformerEmbedder:
         self.middle_truncate = middle_truncate
         self._spec = spec or {}
         self._weights_id = weights_id or _weights_hash(self.model_path)
-        self._dimension = int(self.model.config.hidden_size)
+        config = model.config if model is not None else AutoConfig.from_pretrained(self.model_path)
+        self._dimension = int(config.hidden_size)
         if runtime == "onnx" and pooling == "last":
             raise IclRetrieverError("The onnx runtime runs encoder models; a decoder (last-token pooling) runs on torch.")
         # The runtime setting is the encoders': the decoder PIE always runs on torch.
         self.runtime = "torch" if pooling == "last" else runtime or encoder_runtime()
         self._onnx = None
+        #: The torch model; None on the onnx runtime once an export exists (its weights are not loaded).
+        self.model: Any = None
         if self.runtime == "onnx":
             if model is not None and weights_id is None:
                 raise IclRetrieverError("The onnx runtime keys its export by weights: pass weights_id= with model=.")
             from icl_retriever.onnx_encoder import OnnxEncoder
 
             inputs = self.tokenizer("x", return_tensors="pt").keys()
-            self._onnx = OnnxEncoder(self.model, cache_dir() / "onnx" / self._weights_id, list(inputs))
+            load = (lambda: model) if model is not None else self._load_model
+            self._onnx = OnnxEncoder(load, cache_dir() / "onnx" / self._weights_id, list(inputs))
+        else:
+            self.model = (model if model is not None else self._load_model()).to(self.device).eval()
+
+    def _load_model(self) -> Any:
+        from transformers import AutoModel
+
+        # float32: a checkpoint saved in bfloat16 (the converted SmolLM2) would otherwise load in
+        # bfloat16, which is slow on CPU and makes batched and single vectors differ.
+        return AutoModel.from_pretrained(self.model_path, dtype=self._torch.float32)
 
     @property
     def dimension(self) -> int:

@@ -11,7 +11,7 @@ request's encoding costs about half of torch's on one core; index batches cost a
 (README, "Encoder runtime").
 
 Example:
-    >>> encoder = OnnxEncoder(model, cache_dir() / "onnx" / "abc", ["input_ids", "attention_mask"])  # doctest: +SKIP
+    >>> encoder = OnnxEncoder(lambda: model, cache_dir() / "onnx" / "abc", ["input_ids", "attention_mask"])  # doctest: +SKIP
     >>> hidden = encoder(tokenizer(["Classify the sentiment."], return_tensors="pt"))                  # doctest: +SKIP
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,19 +35,20 @@ class OnnxEncoder:
     """`model`'s last hidden state, computed by ONNX Runtime from the exported graph in `folder`.
 
     Args:
-        model: the transformers encoder (used only when `folder` holds no export yet).
+        load_model: returns the transformers encoder; called only when `folder` holds no export yet
+            (an embedder on this runtime never loads the torch weights once they are exported).
         folder: where the export lives; one folder per set of weights.
         input_names: the tokenizer outputs the model takes, in the order its forward() names them.
     """
 
-    def __init__(self, model: Any, folder: Path, input_names: Sequence[str]) -> None:
+    def __init__(self, load_model: Callable[[], Any], folder: Path, input_names: Sequence[str]) -> None:
         import onnxruntime
         import torch
 
         self.input_names = list(input_names)
         path = Path(folder) / MODEL_FILE
         if not path.is_file():
-            export(model, path, self.input_names)
+            export(load_model(), path, self.input_names)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1

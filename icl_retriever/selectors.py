@@ -39,7 +39,7 @@ from icl_retriever.embedders import SemanticEmbedder
 from icl_retriever.errors import IclRetrieverError
 from icl_retriever.example import Example
 from icl_retriever.bm25 import BM25Index, content_text
-from icl_retriever.lexical import answer_match, strip_shared_content, task_text, word_overlap
+from icl_retriever.lexical import answer_match, normalize_answer, strip_shared_content, task_text, word_overlap
 from icl_retriever.task_embedder import TaskEmbedder
 from icl_retriever.task_score import TaskScoreCalibration, default_calibration, task_features
 from icl_retriever.vectorstore import ExampleVectorStore, Hit
@@ -479,7 +479,7 @@ def balance_labels(ranked: list[Hit], min_members: int = 4) -> list[Hit]:
         return ranked
     by_label: dict[str, list[Hit]] = {}
     for i in places:
-        by_label.setdefault(_label(ranked[i].example.output), []).append(ranked[i])
+        by_label.setdefault(normalize_answer(ranked[i].example.output), []).append(ranked[i])
     queues = list(by_label.values())
     turns = [queue[depth] for depth in range(max(map(len, queues))) for queue in queues if depth < len(queue)]
     out = list(ranked)
@@ -495,16 +495,12 @@ def classification_group(ranked: list[Hit], min_members: int = 4) -> list[int] |
         return None
     group = _group_of(ranked[0])
     places = [i for i, hit in enumerate(ranked) if _group_of(hit) == group]
-    labels = {_label(ranked[i].example.output) for i in places}
+    labels = {normalize_answer(ranked[i].example.output) for i in places}
     return places if len(places) >= min_members and 2 <= len(labels) <= len(places) / 2 else None
 
 
 def _group_of(hit: Hit) -> str:
     return hit.task_text or hit.example.key
-
-
-def _label(output: str) -> str:
-    return output.strip().strip(".!?\"'").strip().lower()
 
 
 def _as_dict(hit: Hit) -> dict[str, Any]:

@@ -173,7 +173,8 @@ def test_task_embedder_embeds_request_views_in_one_call_as_it_would_apart(task_e
 
 def test_onnx_runtime_gives_torch_vectors_and_exports_once(tmp_path, monkeypatch, pie_untrained):
     """ONNX Runtime runs the exported encoder: the same vectors as torch, batched (padding) and one
-    by one, for a different text length than the export traced; a second embedder reuses the export."""
+    by one, for a different text length than the export traced; a second embedder reuses the export
+    without loading the torch weights."""
     from icl_retriever import onnx_encoder
 
     monkeypatch.setenv("ICL_RETRIEVER_CACHE", str(tmp_path))
@@ -188,6 +189,7 @@ def test_onnx_runtime_gives_torch_vectors_and_exports_once(tmp_path, monkeypatch
 
     monkeypatch.setattr(onnx_encoder, "export", lambda *a: pytest.fail("exported again"))
     again = SemanticEmbedder()
+    assert again.model is None and again.dimension == 384  # the torch weights are never loaded
     np.testing.assert_allclose(again.embed_documents(TEXTS), SemanticEmbedder(runtime="torch").embed_documents(TEXTS), atol=1e-5)
 
 

@@ -32,6 +32,7 @@ from icl_retriever.bench import _report
 from icl_retriever.bench.icl import LogFn, _stderr, embedding_store
 from icl_retriever.bench.icl_data import IclRow, file_digest, load_rows, reworded
 from icl_retriever.errors import IclRetrieverError
+from icl_retriever.lexical import normalize_answer
 from icl_retriever.selectors import RequestViews, TaskExampleSelector
 from icl_retriever.vectorstore import ExampleVectorStore, Hit
 from icl_retriever.task_score import FEATURES, TaskScoreCalibration, task_features
@@ -265,7 +266,10 @@ def run_abstention(
         "recommended_threshold": chosen,
         "max_wrong_abstain": MAX_WRONG_ABSTAIN,
         "evaluations": evaluations,
-        "splits": [split_outcome(data, list(wordings), tasks, folds, seed + r, k) for r in range(repeats)],
+        "splits": [
+            split_outcome(data, list(wordings), (fold_of, fitted) if r == 0 else cross_fit(data, tasks, folds, seed + r), seed + r, k)
+            for r in range(repeats)
+        ],
         "total_s": round(time.perf_counter() - start, 1),
     }
     return results, shipped
@@ -298,23 +302,20 @@ def scored(
 
 
 def split_outcome(
-    data: dict[tuple[str, str], list[Candidates]], wordings: Sequence[str], tasks: Sequence[str], folds: int, seed: int, k: int
+    data: dict[tuple[str, str], list[Candidates]],
+    wordings: Sequence[str],
+    split: tuple[dict[str, int], list[TaskScoreCalibration]],
+    seed: int,
+    k: int,
 ) -> dict[str, Any]:
-    """One split of the tasks into folds: the threshold it recommends (original wording, cross-fit)
-    and each wording's numbers at that threshold."""
-    fold_of, fitted = cross_fit(data, tasks, folds, seed)
-    sweeps = {
-        wording: [
-            threshold_metrics(
-                scored(data[(wording, "present")], None, fitted, fold_of),
-                scored(data[(wording, "removed")], None, fitted, fold_of),
-                t,
-                k,
-            )
-            for t in THRESHOLDS
-        ]
-        for wording in wordings
-    }
+    """One split of the tasks into folds (`cross_fit` with `seed`): the threshold it recommends
+    (original wording, cross-fit) and each wording's numbers at that threshold."""
+    fold_of, fitted = split
+    sweeps = {}
+    for wording in wordings:
+        present = scored(data[(wording, "present")], None, fitted, fold_of)
+        removed = scored(data[(wording, "removed")], None, fitted, fold_of)
+        sweeps[wording] = [threshold_metrics(present, removed, t, k) for t in THRESHOLDS]
     chosen = choose_threshold(sweeps["original"])
     at = {wording: next((m for m in sweep if m["threshold"] == chosen), None) for wording, sweep in sweeps.items()}
     return {"seed": seed, "threshold": chosen, **at}
@@ -468,7 +469,7 @@ def run_balance(
     `max_labels` distinct outputs; the selector decides without labels (`classification_group`).
     """
     from icl_retriever.models import cache_dir
-    from icl_retriever.selectors import _label, balance_labels, classification_group
+    from icl_retriever.selectors import balance_labels, classification_group
 
     start = time.perf_counter()
     rows = load_rows(pool)
@@ -476,7 +477,7 @@ def run_balance(
     store, _ = embedding_store("task", [row.example for row in rows.values()], cache_path, log=log)
     labels: dict[str, set[str]] = {}
     for row in rows.values():
-        labels.setdefault(row.task, set()).add(_label(row.example.output))
+        labels.setdefault(row.task, set()).add(normalize_answer(row.example.output))
     gold = {task for task, values in labels.items() if len(values) <= max_labels}
     originals = [rows[qid] for qid in query_ids]
     wordings = {"original": originals}
@@ -498,10 +499,10 @@ def run_balance(
         is_gold = [query.task in gold for query in originals]
         per: dict[str, Any] = {}
         for name, demos in variants.items():
-            different = [len({_label(h.example.output) for h in chosen}) > 1 for chosen in demos]
+            different = [len({normalize_answer(h.example.output) for h in chosen}) > 1 for chosen in demos]
             same_task = [rows[h.example.key].task == q.task for q, chosen in zip(queries, demos) for h in chosen]
             answer_shown = [
-                any(_label(h.example.output) in {_label(a) for a in q.answers} for h in chosen)
+                any(normalize_answer(h.example.output) in {normalize_answer(a) for a in q.answers} for h in chosen)
                 for q, chosen in zip(queries, demos)
             ]
             per[name] = {

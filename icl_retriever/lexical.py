@@ -47,8 +47,8 @@ GAP = "..."
 TEMPLATE_N = 4
 #: Length of the n-grams a request must share with a neighbour's content to count as content.
 CONTENT_N = 5
-#: Candidates' (task text, n) pairs whose n-gram sets `word_overlap` remembers, the least recently
-#: used forgotten first (a few kB each for a template skeleton).
+#: Pool examples whose n-gram sets `word_overlap` (per task text and n) and `strip_shared_content`
+#: (per example) remember, each the least recently used forgotten first (a few kB an entry).
 REMEMBERED_GRAM_SETS = 4096
 
 
@@ -169,9 +169,9 @@ def strip_shared_content(request: str, neighbours: Iterable[tuple[str, str]]) ->
     content: set[str] = set()
     template: set[str] = set()
     for full, their_template in neighbours:
-        theirs = set(_ngrams(their_template.split(), CONTENT_N))
+        theirs, their_content = _remembered_neighbour_grams(full, their_template)
         template |= theirs
-        content |= set(_ngrams(tokens(full), CONTENT_N)) - theirs
+        content |= their_content
     words = tokens(request)
     is_content = np.zeros(len(words), dtype=bool)
     is_template = np.zeros(len(words), dtype=bool)
@@ -191,13 +191,14 @@ def word_overlap(query: str, candidates: Sequence[str], n: int = 1) -> np.ndarra
     recur among the candidates of request after request.
     """
     mine = _gram_set(query, n)
-    out = np.zeros(len(candidates))
-    for i, text in enumerate(candidates):
-        theirs = _remembered_gram_set(text, n)
-        shared = len(mine & theirs)
-        union = len(mine) + len(theirs) - shared
-        out[i] = shared / union if union else 0.0
-    return out
+    overlap: dict[str, float] = {}  # candidates of one task share their wording: each counted once
+    for text in candidates:
+        if text not in overlap:
+            theirs = _remembered_gram_set(text, n)
+            shared = len(mine & theirs)
+            union = len(mine) + len(theirs) - shared
+            overlap[text] = shared / union if union else 0.0
+    return np.array([overlap[text] for text in candidates], dtype=np.float64)
 
 
 def _gram_set(text: str, n: int) -> frozenset[str]:
@@ -206,6 +207,14 @@ def _gram_set(text: str, n: int) -> frozenset[str]:
 
 
 _remembered_gram_set = functools.lru_cache(maxsize=REMEMBERED_GRAM_SETS)(_gram_set)
+
+
+@functools.lru_cache(maxsize=REMEMBERED_GRAM_SETS)
+def _remembered_neighbour_grams(full: str, template: str) -> tuple[frozenset[str], frozenset[str]]:
+    """A pool example's template 5-grams and content 5-grams (`strip_shared_content`), remembered:
+    the same examples are neighbours of request after request."""
+    theirs = frozenset(_ngrams(template.split(), CONTENT_N))
+    return theirs, frozenset(_ngrams(tokens(full), CONTENT_N)) - theirs
 
 
 #: Longest output (in words) that can be an answer a request names; longer ones are free text.
@@ -242,14 +251,16 @@ def answer_match(request: str, outputs: Sequence[str]) -> np.ndarray:
     [1.0, 0.0]
     """
     yes_no = _yes_no_question(request)
-    out = np.zeros(len(outputs))
-    for i, output in enumerate(outputs):
-        answer = _EDGE_PUNCTUATION.sub("", output.strip())
-        if not answer or len(answer.split()) > ANSWER_WORDS:
-            continue
-        named = re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", request) is not None
-        out[i] = float(named or (yes_no and answer.lower() in _YES_NO))
-    return out
+    match: dict[str, float] = {}  # a classification's candidates repeat a few outputs
+    for output in outputs:
+        if output not in match:
+            answer = _EDGE_PUNCTUATION.sub("", output.strip())
+            if not answer or len(answer.split()) > ANSWER_WORDS:
+                match[output] = 0.0
+                continue
+            named = re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", request) is not None
+            match[output] = float(named or (yes_no and answer.lower() in _YES_NO))
+    return np.array([match[output] for output in outputs], dtype=np.float64)
 
 
 # Surrounding characters that never change an answer: ASCII punctuation plus typographic quotes.

@@ -302,10 +302,12 @@ class TaskExampleSelector(_StoreSelector):
         signals = self.signals(hits, request)
         scores = signals.own + signals.support
         sure = self.calibration.probability(task_features(signals, self.group_size))
+        order = np.argsort(-scores, kind="stable")
+        if self.min_task_score is not None:
+            order = order[sure[order] >= self.min_task_score]
         ranked = [
-            replace(hits[i], score=float(scores[i]), task_score=float(sure[i]))
-            for i in np.argsort(-scores, kind="stable")
-            if self.min_task_score is None or sure[i] >= self.min_task_score
+            Hit(hits[i].example, score, hits[i].vector, hits[i].task_text, task_score)
+            for i, score, task_score in zip(order.tolist(), scores[order].tolist(), sure[order].tolist())
         ]
         ranked = _mmr_by_score(ranked, self.lambda_mult) if self.mmr else ranked
         return balance_labels(ranked) if self.balance_labels else ranked

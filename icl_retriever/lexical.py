@@ -47,8 +47,8 @@ GAP = "..."
 TEMPLATE_N = 4
 #: Length of the n-grams a request must share with a neighbour's content to count as content.
 CONTENT_N = 5
-#: Pool examples whose n-gram sets `word_overlap` (per task text and n) and `strip_shared_content`
-#: (per example) remember, each the least recently used forgotten first (a few kB an entry).
+#: Candidates' (task text, n) pairs whose n-gram sets `word_overlap` remembers, the least recently
+#: used forgotten first (a few kB each for a template skeleton).
 REMEMBERED_GRAM_SETS = 4096
 
 
@@ -169,9 +169,9 @@ def strip_shared_content(request: str, neighbours: Iterable[tuple[str, str]]) ->
     content: set[str] = set()
     template: set[str] = set()
     for full, their_template in neighbours:
-        theirs, their_content = _remembered_neighbour_grams(full, their_template)
+        theirs = set(_ngrams(their_template.split(), CONTENT_N))
         template |= theirs
-        content |= their_content
+        content |= set(_ngrams(tokens(full), CONTENT_N)) - theirs
     words = tokens(request)
     is_content = np.zeros(len(words), dtype=bool)
     is_template = np.zeros(len(words), dtype=bool)
@@ -207,14 +207,6 @@ def _gram_set(text: str, n: int) -> frozenset[str]:
 
 
 _remembered_gram_set = functools.lru_cache(maxsize=REMEMBERED_GRAM_SETS)(_gram_set)
-
-
-@functools.lru_cache(maxsize=REMEMBERED_GRAM_SETS)
-def _remembered_neighbour_grams(full: str, template: str) -> tuple[frozenset[str], frozenset[str]]:
-    """A pool example's template 5-grams and content 5-grams (`strip_shared_content`), remembered:
-    the same examples are neighbours of request after request."""
-    theirs = frozenset(_ngrams(template.split(), CONTENT_N))
-    return theirs, frozenset(_ngrams(tokens(full), CONTENT_N)) - theirs
 
 
 #: Longest output (in words) that can be an answer a request names; longer ones are free text.

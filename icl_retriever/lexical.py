@@ -243,16 +243,18 @@ def answer_match(request: str, outputs: Sequence[str]) -> np.ndarray:
     [1.0, 0.0]
     """
     yes_no = _yes_no_question(request)
-    match: dict[str, float] = {}  # a classification's candidates repeat a few outputs
-    for output in outputs:
-        if output not in match:
-            answer = _EDGE_PUNCTUATION.sub("", output.strip())
-            if not answer or len(answer.split()) > ANSWER_WORDS:
-                match[output] = 0.0
-                continue
-            named = re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", request) is not None
-            match[output] = float(named or (yes_no and answer.lower() in _YES_NO))
+    # Once per distinct output: a classification task's candidates repeat a few.
+    match = {output: _names(request, output, yes_no) for output in set(outputs)}
     return np.array([match[output] for output in outputs], dtype=np.float64)
+
+
+def _names(request: str, output: str, yes_no: bool) -> float:
+    """`answer_match` for one output."""
+    answer = _EDGE_PUNCTUATION.sub("", output.strip())
+    if not answer or len(answer.split()) > ANSWER_WORDS:
+        return 0.0
+    named = re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", request) is not None
+    return float(named or (yes_no and answer.lower() in _YES_NO))
 
 
 # Surrounding characters that never change an answer: ASCII punctuation plus typographic quotes.

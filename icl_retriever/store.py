@@ -528,9 +528,9 @@ _BACKGROUND: dict[int, ThreadPoolExecutor] = {}
 
 
 def _background() -> ThreadPoolExecutor:
-    """This process's thread for reading revisions beside queries (`ExampleStore.query_many`). Per
-    process: a child forked after a query inherits the parent's executor but not its thread, and
-    work handed to that executor would never run."""
+    """This process's threads for reading revisions beside queries (`ExampleStore.query_many`), one
+    per query in flight up to four. Per process: a child forked after a query inherits the parent's
+    executor but not its threads, and work handed to that executor would never run."""
     pid = os.getpid()
     if pid not in _BACKGROUND:
         _BACKGROUND.clear()

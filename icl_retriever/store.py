@@ -69,6 +69,14 @@ BM25_FOLDER = "bm25"
 PAGE = 1000
 #: Results (queries x neighbours) per Chroma `query` call.
 RESULTS_PER_QUERY = 10_000
+#: Candidates the HNSW search keeps while it walks the graph (Chroma's `ef_search`; its default is
+#: 100). The task selector asks for 50 nearest under a query that weighs the two views unlike the
+#: stored vectors, and at 100 the graph missed enough of them to move iclmix dev same-task by up to
+#: 0.011 (pool wording) / 0.020 (fresh) between two builds of the same pool; at 400 three builds
+#: selected as exact search did (README, "Search depth"), for about 0.8 ms more per query at 8.6k.
+SEARCH_EF = 400
+#: Every collection's HNSW settings: cosine space, `SEARCH_EF`.
+_HNSW = {"space": "cosine", "ef_search": SEARCH_EF}
 
 
 def collection_name(name: str) -> str:
@@ -168,11 +176,12 @@ class ExampleStore:
             self._client = _client(self._folder, url, timeout)
             self._collection = _live(self._client, self._final) or self._client.get_or_create_collection(
                 self._final,
-                configuration={"hnsw": {"space": "cosine"}},
+                configuration={"hnsw": _HNSW},
                 metadata=_collection_metadata(embedder),
                 embedding_function=None,
             )
             with _loadable(name, self.location):
+                _update_search_ef(self._collection)  # before anything reads it: this process searches so too
                 count = self._collection.count()
             if _fingerprint(self._collection) != embedder.fingerprint and count == 0:
                 # An index that never got its first chunk holds no vectors to mix: it takes this embedder.
@@ -345,7 +354,7 @@ class ExampleStore:
         _drop_leftovers(client, folder, final)
         new = client.create_collection(
             f"{final}{_REBUILD_SUFFIX}-{uuid.uuid4().hex[:12]}",
-            configuration={"hnsw": {"space": "cosine"}},
+            configuration={"hnsw": _HNSW},
             metadata=_collection_metadata(embedder),
             embedding_function=None,
         )
@@ -604,6 +613,14 @@ def _collection_metadata(embedder: Embedder, revision: str | None = None) -> dic
     if revision is not None:
         metadata[_REVISION_KEY] = revision
     return metadata
+
+
+def _update_search_ef(collection: Any) -> None:
+    """Give an index built with another search depth (e.g. before `SEARCH_EF`) this one. Chroma
+    takes the setting when a process first reads the collection: processes that read it before the
+    change keep the old depth until they reopen it."""
+    if ((collection.configuration or {}).get("hnsw") or {}).get("ef_search") != SEARCH_EF:
+        collection.modify(configuration={"hnsw": {"ef_search": SEARCH_EF}})
 
 
 def _fingerprint(collection: Any) -> str | None:

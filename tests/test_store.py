@@ -6,7 +6,7 @@ import pytest
 from icl_retriever.errors import EmbedderMismatchError, IclRetrieverError, StoreNotFoundError
 from icl_retriever.example import Example
 from icl_retriever.lexical import TemplateStats
-from icl_retriever.store import TEMPLATE_STATS_FILE, ExampleStore, collection_name
+from icl_retriever.store import SEARCH_EF, TEMPLATE_STATS_FILE, ExampleStore, collection_name
 from tests.conftest import ROOT, make_examples, read_back, record_passes
 
 
@@ -291,6 +291,22 @@ def test_rebuild_switches_an_alias_and_drops_the_old_index(tmp_path, toy):
     ExampleStore.rebuild(toy, "demo", examples[:2], tmp_path)
     assert len(_collections(tmp_path / "demo") - {"demo-alias", live}) == 1 and live not in _collections(tmp_path / "demo")
     assert [e.key for e in ExampleStore.open("demo", tmp_path, embedder=toy).examples()] == ["ex0", "ex1"]
+
+
+def _search_ef(store: ExampleStore) -> int:
+    return store._collection.configuration["hnsw"]["ef_search"]
+
+
+def test_indexes_search_at_the_shipped_depth_and_older_ones_are_brought_to_it(tmp_path, toy):
+    assert SEARCH_EF > 100  # deeper than Chroma's default (see store.SEARCH_EF)
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    assert _search_ef(store) == SEARCH_EF
+    store._collection.modify(configuration={"hnsw": {"ef_search": 100}})  # as built before SEARCH_EF
+    assert _search_ef(ExampleStore.open("demo", tmp_path, embedder=toy)) == 100  # a reader changes nothing
+    assert _search_ef(ExampleStore(toy, "demo", tmp_path)) == SEARCH_EF  # a writer's open does
+    rebuilt, _ = ExampleStore.rebuild(toy, "demo", make_examples(), tmp_path)
+    assert _search_ef(rebuilt) == SEARCH_EF
 
 
 def test_interrupted_rebuild_is_invisible_and_cleaned_by_the_next_index(tmp_path, toy):

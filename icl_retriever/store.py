@@ -70,10 +70,10 @@ PAGE = 1000
 #: Results (queries x neighbours) per Chroma `query` call.
 RESULTS_PER_QUERY = 10_000
 #: Candidates the HNSW search keeps while it walks the graph (Chroma's `ef_search`; its default is
-#: 100). The task selector asks for 50 nearest under a query that weighs the two views unlike the
-#: stored vectors, and at 100 the graph missed enough of them to move iclmix dev same-task by up to
-#: 0.011 (pool wording) / 0.020 (fresh) between two builds of the same pool; at 400 three builds
-#: selected as exact search did (README, "Search depth"), for about 0.8 ms more per query at 8.6k.
+#: 100). The task selector re-scores the 50 nearest; at 100 the search missed enough of them that
+#: iclmix dev same-task moved by up to 0.011 (pool wording) / 0.020 (fresh) between builds of the
+#: same pool, and at 400 three builds selected about as an exact search did (README, "Search
+#: depth"), for about 3 ms more a selection on a 10k pool.
 SEARCH_EF = 400
 #: Every collection's HNSW settings: cosine space, `SEARCH_EF`.
 _HNSW = {"space": "cosine", "ef_search": SEARCH_EF}

@@ -297,7 +297,7 @@ def _search_ef(store: ExampleStore) -> int:
     return store._collection.configuration["hnsw"]["ef_search"]
 
 
-def test_indexes_search_at_the_shipped_depth_and_older_ones_are_brought_to_it(tmp_path, toy):
+def test_indexes_are_set_to_the_shipped_search_depth_and_a_writer_brings_older_ones_to_it(tmp_path, toy):
     assert SEARCH_EF > 100  # deeper than Chroma's default (see store.SEARCH_EF)
     store = ExampleStore(toy, "demo", tmp_path)
     store.index(make_examples())

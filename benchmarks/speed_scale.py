@@ -8,7 +8,8 @@ examples:
   calls, one half before the build and one after, `index_between_raw_halves`; on pools past
   `raw_sample` examples, an evenly spaced sample of them);
 - select p50/p95: latency of one selection, the systems timed in turn on each request;
-- cold start: from before a fresh Python process is spawned to its first selection printed, and
+- cold start: from before a fresh Python process is spawned to its first selection printed (after
+  every pool is indexed, every pool and system in turn: `measure_cold_starts`), and
   that process's peak RSS (its `VmHWM`, read by the child after that selection: `ru_maxrss` of a
   child is not used because Linux carries the parent's high-water mark over fork and exec);
 
@@ -294,15 +295,15 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def server_selectors(task_folder: Path, task_url: str, langchain_url: str, embedders: dict[str, Any]) -> dict[str, Any]:
-    """Both selectors reading through Chroma servers (icl-retriever's side files stay local)."""
+def server_selectors(task_folder: Path, urls: dict[str, str], embedders: dict[str, Any]) -> dict[str, Any]:
+    """Both selectors reading through Chroma servers at `urls` (icl-retriever's side files stay local)."""
     from icl_retriever.selectors import selector_for_store
     from icl_retriever.store import ExampleStore
 
-    task_store = ExampleStore.open(TASK_INDEX, task_folder, task_url, embedder=embedders[TASK])
+    task_store = ExampleStore.open(TASK_INDEX, task_folder, urls[TASK], embedder=embedders[TASK])
     return {
         TASK: selector_for_store(task_store, k=K).select_examples,
-        LANGCHAIN: langchain_selector(embedders[LANGCHAIN], url=langchain_url).select_examples,
+        LANGCHAIN: langchain_selector(embedders[LANGCHAIN], url=urls[LANGCHAIN]).select_examples,
     }
 
 
@@ -361,9 +362,9 @@ def cold_start_once(spec: dict[str, Any]) -> dict[str, Any]:
     return {"cold_start_s": elapsed, **json.loads(line)}
 
 
-def cold_starts(specs: dict[str, dict[str, Any]], runs: int) -> dict[str, dict[str, Any]]:
-    """`runs` cold starts per system, alternating systems; medians and every run."""
-    samples: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
+def cold_starts(specs: dict[Any, dict[str, Any]], runs: int) -> dict[Any, dict[str, Any]]:
+    """`runs` cold starts per spec, the specs in turn in each round; medians and every run."""
+    samples: dict[Any, list[dict[str, Any]]] = {name: [] for name in specs}
     for _ in range(runs):
         for name, spec in specs.items():
             samples[name].append(cold_start_once(spec))
@@ -473,6 +474,11 @@ def peak_rss_mib(pid: int) -> float | None:
 # --- one pool size ----------------------------------------------------------------------------
 
 
+def index_folders(work: Path) -> dict[str, Path]:
+    """Where one pool's indexes live: the task index's parent folder and LangChain's persist folder."""
+    return {TASK: work / "icl-retriever", LANGCHAIN: work / "langchain"}
+
+
 def measure_size(
     examples: Sequence[Any],
     requests: Sequence[dict[str, str]],
@@ -480,15 +486,16 @@ def measure_size(
     work: Path,
     *,
     rounds: int,
-    cold_runs: int,
     server: bool,
     raw_sample: int,
     index_threads: int | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Index, select and cold-start both systems on one pool (embedded, then through servers)."""
+    """Index both systems on one pool and time their selections (embedded, then through servers);
+    cold starts come later, with every pool's (`measure_cold_starts`)."""
     n = len(examples)
-    task_folder, langchain_folder = work / "icl-retriever", work / "langchain"
+    folders = index_folders(work)
+    task_folder, langchain_folder = folders[TASK], folders[LANGCHAIN]
     log(f"[{n}] indexing: icl-retriever")
     task_embedder, semantic = embedders[TASK], embedders[LANGCHAIN]
     task_texts, contents = task_views(examples, task_embedder)
@@ -515,36 +522,78 @@ def measure_size(
     }
     from icl_retriever.selectors import selector_for_store
 
-    log(f"[{n}] embedded: select, cold start")
+    log(f"[{n}] embedded: select")
     selectors = {TASK: selector_for_store(task_store, k=K).select_examples, LANGCHAIN: langchain.select_examples}
-    folders = {TASK: task_folder, LANGCHAIN: langchain_folder}
-    result["embedded"] = serving(selectors, folders, {TASK: None, LANGCHAIN: None}, requests, rounds, cold_runs)
+    result["embedded"] = latencies(selectors, requests, rounds)
     if server:
-        log(f"[{n}] server: select, cold start")
-        with ExitStack() as stack:
-            task_url, task_pid = stack.enter_context(chroma_server(task_folder / TASK_INDEX, work / "chroma-task.log"))
-            lc_url, lc_pid = stack.enter_context(chroma_server(langchain_folder, work / "chroma-langchain.log"))
-            selectors = server_selectors(task_folder, task_url, lc_url, embedders)
-            urls = {TASK: task_url, LANGCHAIN: lc_url}
-            result["server"] = serving(selectors, folders, urls, requests, rounds, cold_runs)
-            for name, pid in ((TASK, task_pid), (LANGCHAIN, lc_pid)):
-                result["server"][name]["server_peak_rss_mib"] = peak_rss_mib(pid)
+        log(f"[{n}] server: select")
+        with pool_servers(work) as (urls, _):
+            result["server"] = latencies(server_selectors(task_folder, urls, embedders), requests, rounds)
     return result
 
 
-def serving(
-    selectors: dict[str, Callable[[dict[str, str]], Any]],
-    folders: dict[str, Path],
-    urls: dict[str, str | None],
+def latencies(
+    selectors: dict[str, Callable[[dict[str, str]], Any]], requests: Sequence[dict[str, str]], rounds: int
+) -> dict[str, dict[str, float]]:
+    """Select p50/p95 per system, timed in turn in this process (which also warms a server)."""
+    return {name: percentiles(values) for name, values in interleaved_samples_ms(selectors, requests, rounds).items()}
+
+
+@contextmanager
+def pool_servers(work: Path) -> Iterator[tuple[dict[str, str], dict[str, int]]]:
+    """A `chroma run` server over each of one pool's indexes: their URLs and pids by system."""
+    folders = index_folders(work)
+    with ExitStack() as stack:
+        task_url, task_pid = stack.enter_context(chroma_server(folders[TASK] / TASK_INDEX, work / "chroma-task.log"))
+        lc_url, lc_pid = stack.enter_context(chroma_server(folders[LANGCHAIN], work / "chroma-langchain.log"))
+        yield {TASK: task_url, LANGCHAIN: lc_url}, {TASK: task_pid, LANGCHAIN: lc_pid}
+
+
+def measure_cold_starts(
+    runs: dict[str, dict[str, Any]],
+    works: dict[str, Path],
     requests: Sequence[dict[str, str]],
-    rounds: int,
+    embedders: dict[str, Any],
+    *,
     cold_runs: int,
-) -> dict[str, dict[str, Any]]:
-    """Select latency (in this process, which also warms a server) then cold starts, per system."""
-    latency = {name: percentiles(values) for name, values in interleaved_samples_ms(selectors, requests, rounds).items()}
-    specs = {name: cold_start_spec(name, folders[name], urls[name], requests[0]) for name in selectors}
-    cold = cold_starts(specs, cold_runs)
-    return {name: {**latency[name], **cold[name]} for name in selectors}
+    server: bool,
+    log: Callable[[str], None] = print,
+) -> None:
+    """Cold starts of every pool (`works`: size -> folder, all indexed) and system, added to `runs`.
+
+    Each round starts every (pool, system) in turn, so a pool's cold start is compared with the
+    smallest pool's from the same minutes: on a shared machine a phase 40 minutes later can be
+    slower as a whole (one run's server-mode children, which read nothing of the pool when they
+    open it, took 1.5x longer to open in its 100k phase than in its 1k phase). Servers run for every
+    pool at once, each warmed by one pass of the requests before the cold starts.
+    """
+    log("cold starts, embedded: every pool and system in turn")
+    specs = {
+        (size, name): cold_start_spec(name, folder, None, requests[0])
+        for size, work in works.items()
+        for name, folder in index_folders(work).items()
+    }
+    for (size, name), row in cold_starts(specs, cold_runs).items():
+        runs[size]["embedded"][name].update(row)
+    if not server:
+        return
+    log("cold starts, server: every pool and system in turn")
+    with ExitStack() as stack:
+        served = {size: stack.enter_context(pool_servers(work)) for size, work in works.items()}
+        for size, (urls, _) in served.items():
+            for select in server_selectors(index_folders(works[size])[TASK], urls, embedders).values():
+                for request in requests:
+                    select(request)
+        specs = {
+            (size, name): cold_start_spec(name, folder, served[size][0][name], requests[0])
+            for size, work in works.items()
+            for name, folder in index_folders(work).items()
+        }
+        for (size, name), row in cold_starts(specs, cold_runs).items():
+            runs[size]["server"][name].update(row)
+        for size, (_, pids) in served.items():
+            for name, pid in pids.items():
+                runs[size]["server"][name]["server_peak_rss_mib"] = peak_rss_mib(pid)
 
 
 # --- ratios and targets -----------------------------------------------------------------------
@@ -621,12 +670,13 @@ def run_scale(
     runs: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         warm_up(pool[:2], Path(tmp) / "warm-up", embedders)
+        works = {str(size): Path(tmp) / str(size) for size in sizes}
         for size in sizes:
             runs[str(size)] = measure_size(
-                pool[:size], requests, embedders, Path(tmp) / str(size),
-                rounds=rounds, cold_runs=cold_runs, server=server, raw_sample=raw_sample,
-                index_threads=index_threads, log=log,
+                pool[:size], requests, embedders, works[str(size)],
+                rounds=rounds, server=server, raw_sample=raw_sample, index_threads=index_threads, log=log,
             )
+        measure_cold_starts(runs, works, requests, embedders, cold_runs=cold_runs, server=server, log=log)
     add_ratios(runs)
     return {
         "sizes": sizes,

@@ -120,8 +120,21 @@ def _fake_cold_start(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_speed_scale_measures_both_systems_embedded_and_writes_consistent_ratios(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(speed_scale, "cold_start_once", _fake_cold_start)  # the slow test below runs the real child
-    out, data = _run_scale(tmp_path, "--no-server")
+    started: list[tuple[int, str, bool]] = []
+
+    def fake(spec: dict[str, Any]) -> dict[str, Any]:
+        result = _fake_cold_start(spec)  # the slow test below runs the real child
+        work = Path(spec["folder"]).parent
+        started.append((int(work.name), spec["system"], (work.parent / "40" / "langchain").is_dir()))
+        return result
+
+    monkeypatch.setattr(speed_scale, "cold_start_once", fake)
+    out, data = _run_scale(tmp_path, "--no-server", "--cold-runs", "2")
+    # Once both pools are indexed, every pool and system in turn, round after round.
+    assert started == [(20, speed.TASK, True), (20, speed.LANGCHAIN, True), (40, speed.TASK, True), (40, speed.LANGCHAIN, True)] * 2
+    for run in data["runs"].values():  # a median of two equal runs, so _check_scale_results reads one
+        for row in run["embedded"].values():
+            row["cold_start_runs"] = row["cold_start_runs"][:1]
     _check_scale_results(out, data, ("embedded",))
     assert not data["server"]
     assert data["runs"]["40"]["embedded"][speed.TASK]["cold_start_s_x_smallest"] == pytest.approx(10.0 / 8.0)

@@ -175,11 +175,11 @@ def scale_markdown(results: dict[str, Any]) -> str:
         f"{results['n_requests']} held-out requests "
         f"× {results['rounds']} rounds for select (systems timed in turn, in one process), k = {results['k']}; cold "
         f"start = median of {results['cold_runs']} fresh processes, each timed from before its spawn to its first "
-        "selection printed, started once every pool is indexed, every pool and system in turn; peak RSS = that process's own high-water RSS (`VmHWM`), median of the runs; a Chroma "
-        f"server's high-water RSS is shown apart; the cold starts through servers run with every pool's "
-        f"servers up, each warmed by one pass of the requests. torch threads: {results['torch_threads']} (indexing and its raw encoder: "
-        f"{results['index_threads']}). Ratios are from this "
-        "one run.",
+        "selection printed, started once every pool is indexed, every pool and system in turn; peak RSS = that "
+        "process's own high-water RSS (`VmHWM`), median of the runs; a Chroma server's high-water RSS is shown "
+        "apart; the cold starts through servers run with every pool's servers up, each warmed by one pass of the "
+        f"requests. torch threads: {results['torch_threads']} (indexing and its raw encoder: "
+        f"{results['index_threads']}). Ratios are from this one run.",
     ]
     for size in results["sizes"]:
         run = results["runs"][str(size)]

@@ -568,13 +568,7 @@ def measure_cold_starts(
     pool at once, each warmed by one pass of the requests before the cold starts.
     """
     log("cold starts, embedded: every pool and system in turn")
-    specs = {
-        (size, name): cold_start_spec(name, folder, None, requests[0])
-        for size, work in works.items()
-        for name, folder in index_folders(work).items()
-    }
-    for (size, name), row in cold_starts(specs, cold_runs).items():
-        runs[size]["embedded"][name].update(row)
+    _cold_starts_into(runs, "embedded", works, {size: {} for size in works}, requests, cold_runs)
     if not server:
         return
     log("cold starts, server: every pool and system in turn")
@@ -584,16 +578,28 @@ def measure_cold_starts(
             for select in server_selectors(index_folders(works[size])[TASK], urls, embedders).values():
                 for request in requests:
                     select(request)
-        specs = {
-            (size, name): cold_start_spec(name, folder, served[size][0][name], requests[0])
-            for size, work in works.items()
-            for name, folder in index_folders(work).items()
-        }
-        for (size, name), row in cold_starts(specs, cold_runs).items():
-            runs[size]["server"][name].update(row)
+        _cold_starts_into(runs, "server", works, {size: urls for size, (urls, _) in served.items()}, requests, cold_runs)
         for size, (_, pids) in served.items():
             for name, pid in pids.items():
                 runs[size]["server"][name]["server_peak_rss_mib"] = peak_rss_mib(pid)
+
+
+def _cold_starts_into(
+    runs: dict[str, dict[str, Any]],
+    mode: str,
+    works: dict[str, Path],
+    urls: dict[str, dict[str, str]],
+    requests: Sequence[dict[str, str]],
+    cold_runs: int,
+) -> None:
+    """`cold_starts` of every (pool, system), each opening its index directly or at `urls[size][system]`."""
+    specs = {
+        (size, name): cold_start_spec(name, folder, urls[size].get(name), requests[0])
+        for size, work in works.items()
+        for name, folder in index_folders(work).items()
+    }
+    for (size, name), row in cold_starts(specs, cold_runs).items():
+        runs[size][mode][name].update(row)
 
 
 # --- ratios and targets -----------------------------------------------------------------------

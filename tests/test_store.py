@@ -72,6 +72,10 @@ def test_writes_respect_the_client_batch_size(tmp_path, toy, monkeypatch):
     many = [Example(instruction=f"Task {i}.", output=str(i)) for i in range(10)]
     assert store.index(many).added == 10
     assert calls == [4, 4, 2]
+    # Records are read from their metadata: no Chroma documents (a full-text index entry each) are written.
+    stored = store._collection.get(include=["documents", "metadatas"])
+    assert stored["documents"] == [None] * 10 and len(stored["metadatas"]) == 10
+    assert sorted(hit.example.output for hit in store.get(stored["ids"])) == sorted(str(i) for i in range(10))
 
 
 def test_query_scores_where_and_exclusion(tmp_path, toy):

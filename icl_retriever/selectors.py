@@ -192,9 +192,8 @@ class TaskExampleSelector(_StoreSelector):
     Needs a store built with the task embedder (`icl_retriever.task_embedder`). For a request:
 
     1. Its task wording: the instruction when the input is separate; for a whole prompt in the
-       instruction, the prompt minus the content it shares with the `strip_k` of its candidates
-       (step 2, under the whole prompt) nearest by content (`lexical.strip_shared_content`);
-       where that cut anything, the candidates are fetched again under the cut wording.
+       instruction, the prompt minus the content it shares with its `strip_k` nearest pool
+       examples by content (`lexical.strip_shared_content`).
     2. The `fetch_k` nearest examples under `task cosine + content_weight x content cosine`.
     3. Each scored `own = task cosine + content_weight x content cosine + overlap_weight x word
        overlap` of the task wordings (`lexical.word_overlap`, unigrams and bigrams averaged)
@@ -223,8 +222,7 @@ class TaskExampleSelector(_StoreSelector):
     group_size: int = Field(default=3, ge=0)
     """How many of a task group's best fetched examples add up to its support (0: no grouping)."""
     strip_k: int = Field(default=10, ge=0)
-    """Candidates (of those fetched) nearest by content whose shared content is cut from a
-    whole-prompt request."""
+    """Nearest examples by content whose shared content is cut from a whole-prompt request."""
     mmr: bool = False
     """Use maximal marginal relevance over the re-scored candidates."""
     lambda_mult: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -256,18 +254,22 @@ class TaskExampleSelector(_StoreSelector):
         tasks = [task_text(*request) for request in requests]
         # One encoder call for the contents and the task wordings as they stand (a whole prompt's
         # wording tokenizes like its content: no cost), and one store query for every request's
-        # candidates under that wording.
+        # candidates under that wording and every whole prompt's content neighbours.
         contents, task_vectors = embedder.embed_queries(texts, tasks)
         n = max(self.fetch_k, self._candidates_needed())
+        by_content = [embedder.query_vector(np.zeros_like(task_vectors[i]), contents[i], 1.0) for i in whole]
         found = self.store.query_many(
-            self._queries(task_vectors, contents), n, where=self.where, exclude_ids=excluded, with_vectors=True
+            [*self._queries(task_vectors, contents), *by_content],
+            [n] * len(requests) + [self.strip_k] * len(whole),
+            where=self.where,
+            exclude_ids=[*excluded, *(excluded[i] for i in whole)],
+            with_vectors=True,
         )
-        # A whole prompt's wording is final once the content it shares with the `strip_k` of its
-        # candidates nearest by content is cut (step 1); where that cut anything, the wording is
-        # encoded again and its candidates fetched again.
+        found, neighbours = found[: len(requests)], found[len(requests) :]
+        # A whole prompt's wording is final once the content it shares with its neighbours is cut
+        # (step 1); where that cut anything, the wording is encoded again and its candidates fetched again.
         changed = []
-        for i in whole:
-            near = self._by_content(found[i], contents[i])
+        for i, near in zip(whole, neighbours):
             stripped = strip_shared_content(
                 texts[i], [(embedder.text_for(h.example.instruction, h.example.input), h.task_text or "") for h in near]
             )
@@ -287,13 +289,6 @@ class TaskExampleSelector(_StoreSelector):
                 found[i] = hits
         views = [RequestViews(*parts) for parts in zip(texts, tasks, task_vectors, contents)]
         return [self._score(hits, request) for hits, request in zip(found, views)]
-
-    def _by_content(self, hits: list[Hit], content: np.ndarray) -> list[Hit]:
-        """The `strip_k` hits whose content views are nearest to `content`, nearest first."""
-        if not hits:
-            return []
-        _, content_views = self.store.embedder.split(np.stack([hit.vector for hit in hits]))  # type: ignore[attr-defined]
-        return [hits[i] for i in np.argsort(-(content_views @ content), kind="stable")[: self.strip_k]]
 
     def _queries(self, task_vectors: np.ndarray, contents: np.ndarray) -> list[np.ndarray]:
         """Store queries that rank by task cosine + content_weight x content cosine (step 2)."""

@@ -279,40 +279,15 @@ def test_a_whole_prompt_is_encoded_again_only_when_stripping_cut_its_wording(tmp
     selector = TaskExampleSelector(store=store, k=2, fetch_k=7, strip_k=4)
     selector.select_hits({"instruction": "Write a haiku about autumn leaves."})  # shares nothing with the pool
     assert passes == [[read_back(task_embedder.content, "Write a haiku about autumn leaves.")]]  # its wording tokenizes like its content
-    # One store query fetched its candidates (its content neighbours are the 4 of them nearest by
-    # content); nothing was cut, so the candidates stand.
-    assert queries == [7]
+    # One store query fetched its candidates and its content neighbours together; nothing was cut,
+    # so the candidates stand.
+    assert queries == [[7, 4]]
     passes.clear(), queries.clear()
     selector.select_hits({"instruction": f"{STORIES[1]}\nGiven the passage above, pick the best answer.\nChoices:\nA. yes\nB. no"})
     assert len(passes) == 2 and len(passes[0]) == 1
     wording = "... given the passage above , pick the best answer . choices : a . yes b . no"
     assert passes[1] == [read_back(task_embedder.content, wording)]
-    assert queries == [7, 7]  # the cut wording's candidates are fetched again
-
-
-def test_a_whole_prompts_content_neighbours_are_its_candidates_nearest_by_content(tmp_path, task_embedder, monkeypatch):
-    """Stripping reads the `strip_k` fetched candidates whose content views are nearest to the
-    request's content, not the first `strip_k` under the task + content ranking."""
-    import icl_retriever.selectors as selectors
-    from tests.test_lexical import STORIES
-
-    store = ExampleStore(task_embedder, "siblings", tmp_path)
-    store.index(_sibling_pool())
-    seen = []
-    strip = selectors.strip_shared_content
-    monkeypatch.setattr(selectors, "strip_shared_content", lambda text, near: seen.append(list(near)) or strip(text, near))
-    request = f"Read this: {STORIES[0]}\nWhat is the right answer?"
-    TaskExampleSelector(store=store, k=2, fetch_k=6, strip_k=3).select_hits({"instruction": request})
-    content = task_embedder.content.embed_query(task_embedder.text_for(request, ""))
-    query = task_embedder.query_vector(content, content, 0.5)  # unstripped: the wording is the content
-    fetched = sorted(store.iter_records().__next__(), key=lambda hit: -float(hit.vector @ query))[:6]
-    by_content = sorted(fetched, key=lambda hit: -float(task_embedder.split(hit.vector)[1][0] @ content))
-    expected = [(task_embedder.text_for(h.example.instruction, h.example.input), h.task_text) for h in by_content[:3]]
-    assert seen == [expected]
-    # Those are the two that hold the request's story, then the nearest other story; the task +
-    # content ranking had another example of the `text` template third.
-    assert [h.example.id for h in by_content[:3]] == ["text0", "letter0", "letter3"]
-    assert [h.example.id for h in fetched[:3]] == ["text0", "letter0", "text3"]
+    assert queries == [[7, 4], 7]  # the cut wording's candidates are fetched again
 
 
 def test_group_support_sums_the_best_scores_of_each_task_group():

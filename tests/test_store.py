@@ -72,10 +72,18 @@ def test_writes_respect_the_client_batch_size(tmp_path, toy, monkeypatch):
     many = [Example(instruction=f"Task {i}.", output=str(i)) for i in range(10)]
     assert store.index(many).added == 10
     assert calls == [4, 4, 2]
-    # Records are read from their metadata: no Chroma documents (a full-text index entry each) are written.
+
+
+def test_index_writes_no_chroma_documents_and_reads_records_from_metadata(tmp_path, toy):
+    """A Chroma document would cost a full-text index entry per record and nothing reads it."""
+    store = ExampleStore(toy, "demo", tmp_path)
+    many = [Example(instruction=f"Task {i}.", input=f"x{i}", output=str(i)) for i in range(10)]
+    store.index(many)
     stored = store._collection.get(include=["documents", "metadatas"])
     assert stored["documents"] == [None] * 10 and len(stored["metadatas"]) == 10
-    assert sorted(hit.example.output for hit in store.get(stored["ids"])) == sorted(str(i) for i in range(10))
+    assert sorted((h.example.instruction, h.example.input, h.example.output) for h in store.get(stored["ids"])) == sorted(
+        (e.instruction, e.input, e.output) for e in many
+    )
 
 
 def test_query_scores_where_and_exclusion(tmp_path, toy):

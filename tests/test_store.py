@@ -125,6 +125,41 @@ def test_query_many_takes_a_count_per_vector(tmp_path, toy):
     assert [len(hits) for hits in found] == [1, 4]
 
 
+def test_query_many_splits_its_vectors_among_chroma_calls_on_several_threads(tmp_path, toy, monkeypatch):
+    """`QUERY_THREADS` calls side by side (Chroma searches without the GIL), answers in order."""
+    import threading
+
+    import icl_retriever.store as store_module
+
+    monkeypatch.setattr(store_module, "QUERY_THREADS", 3)
+    store = ExampleStore(toy, "demo", tmp_path)
+    store.index(make_examples())
+    texts = [toy.text_for(e.instruction, e.input) for e in make_examples()] + ["Translate this sentence into French."]
+    vectors = toy.embed_documents(texts)
+    # Ties (the toy vectors make some) come back in either order: compare (score, id) in order.
+    answers = lambda found: [sorted((-round(h.score, 6), h.example.key) for h in hits) for hits in found]  # noqa: E731
+    calls: list[tuple[str, int]] = []
+
+    class Recording:
+        def __init__(self, collection):
+            self._collection = collection
+
+        def __getattr__(self, name):
+            return getattr(self._collection, name)
+
+        def query(self, query_embeddings, **options):
+            calls.append((threading.current_thread().name, len(query_embeddings)))
+            return self._collection.query(query_embeddings=query_embeddings, **options)
+
+    alone = [store.query(vector, 2 + i % 2) for i, vector in enumerate(vectors)]
+    store._collection = Recording(store._collection)
+    found = store.query_many(vectors, [2 + i % 2 for i in range(len(texts))])
+    assert answers(found) == answers(alone)
+    assert sorted(size for _, size in calls) == [2, 2, 3]
+    threads = {thread for thread, _ in calls}
+    assert threading.current_thread().name in threads and len(threads) >= 2  # the caller's and the background's
+
+
 def test_query_many_answers_as_one_full_chroma_query_and_remembers_records(tmp_path, toy, monkeypatch):
     """Records come from the store's memory (bounded) or one `get`: ids, scores, vectors and
     examples equal what a Chroma query with every field returns, warm or cold, vectors or not."""

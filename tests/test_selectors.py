@@ -17,7 +17,7 @@ from icl_retriever.selectors import (
     group_support,
     selector_for_store,
 )
-from icl_retriever.lexical import answer_match, task_text, word_overlap
+from icl_retriever.lexical import answer_match, word_overlap
 from icl_retriever.store import ExampleStore
 from tests.conftest import ROOT, make_examples, read_back, record_passes
 
